@@ -1,0 +1,1 @@
+//! Benchmarks of the hub live in `benches/benches/`.

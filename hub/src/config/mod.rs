@@ -1,0 +1,159 @@
+//! Configuration: the dunglas/mercure environment variables, `MERCURE_EXTRA_DIRECTIVES`, and
+//! command-line flags that mirror every setting.
+//!
+//! Precedence: built-in defaults < environment (including the directives) < flags. Every value
+//! ends up in [`Settings`], validated once at start-up; an unknown or malformed directive stops
+//! start-up with a message naming its line.
+
+pub mod directives;
+pub mod duration;
+mod settings;
+
+pub use settings::{Limits, Settings, TransportSpec};
+
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Command line (and environment) of `mercure-hub`.
+#[derive(Parser, Debug, Default)]
+#[command(name = "mercure-hub", version, about = "A fast, drop-in Mercure hub", long_about = None)]
+pub struct Cli {
+    /// Address to listen on: `:PORT`, `HOST:PORT` or `http://HOST:PORT` [default: 127.0.0.1:3000]
+    #[arg(long, env = "SERVER_NAME")]
+    pub server_name: Option<String>,
+    /// Key verifying publisher tokens (HMAC secret or PEM public key)
+    #[arg(long, env = "MERCURE_PUBLISHER_JWT_KEY", hide_env_values = true)]
+    pub publisher_jwt_key: Option<String>,
+    /// Algorithm of publisher tokens [default: HS256]
+    #[arg(long, env = "MERCURE_PUBLISHER_JWT_ALG")]
+    pub publisher_jwt_alg: Option<String>,
+    /// Key verifying subscriber tokens [default: the publisher key]
+    #[arg(long, env = "MERCURE_SUBSCRIBER_JWT_KEY", hide_env_values = true)]
+    pub subscriber_jwt_key: Option<String>,
+    /// Algorithm of subscriber tokens [default: HS256]
+    #[arg(long, env = "MERCURE_SUBSCRIBER_JWT_ALG")]
+    pub subscriber_jwt_alg: Option<String>,
+    /// Extra directives, one a line, as in the Go hub's Caddyfile (`anonymous`, `cors_origins …`)
+    #[arg(long, env = "MERCURE_EXTRA_DIRECTIVES")]
+    pub extra_directives: Option<String>,
+
+    /// Let subscribers without a token receive public updates (directive `anonymous`)
+    #[arg(long)]
+    pub anonymous: bool,
+    /// Origins allowed by CORS, space-separated, or `*` (directive `cors_origins`)
+    #[arg(long, num_args = 1.., value_delimiter = ' ')]
+    pub cors_origins: Option<Vec<String>>,
+    /// Origins allowed to publish with cookie authorization (directive `publish_origins`)
+    #[arg(long, num_args = 1.., value_delimiter = ' ')]
+    pub publish_origins: Option<Vec<String>>,
+    /// Name of the authorization cookie (directive `cookie_name`) [default: mercureAuthorization]
+    #[arg(long)]
+    pub cookie_name: Option<String>,
+    /// Interval between heartbeat comments, `0s` to disable (directive `heartbeat`) [default: 40s]
+    #[arg(long, value_parser = duration_arg)]
+    pub heartbeat: Option<Duration>,
+    /// How long a subscriber's queue may stay undrained before eviction (directive `dispatch_timeout`) [default: 5s]
+    #[arg(long, value_parser = duration_arg)]
+    pub dispatch_timeout: Option<Duration>,
+    /// Longest life of a stream; the client then reconnects. `0s` disables (directive `write_timeout`) [default: 600s]
+    #[arg(long, value_parser = duration_arg)]
+    pub write_timeout: Option<Duration>,
+    /// Publish subscription events and serve the subscription API (directive `subscriptions`)
+    #[arg(long)]
+    pub subscriptions: bool,
+    /// History transport URL (directive `transport_url`) [default: local://local]
+    #[arg(long)]
+    pub transport_url: Option<String>,
+    /// Serve the debugging page at `/` (directive `ui`)
+    #[arg(long)]
+    pub ui: bool,
+    /// Serve the page and the demo endpoint (directive `demo`)
+    #[arg(long)]
+    pub demo: bool,
+    /// Most simultaneous connections; more get 503 (directive `max_connections`) [default: open-file limit − 64]
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Most bytes in a request body; more get 413 (directive `max_body_size`) [default: 1048576]
+    #[arg(long)]
+    pub max_body_size: Option<usize>,
+    /// Most topics in one publish or subscription (directive `max_topics`) [default: 100]
+    #[arg(long)]
+    pub max_topics: Option<usize>,
+    /// Most bytes in one topic, id or type (directive `max_topic_length`) [default: 2048]
+    #[arg(long)]
+    pub max_topic_length: Option<usize>,
+    /// Most events waiting for one subscriber before it is evicted (directive `subscriber_queue_events`) [default: 1024]
+    #[arg(long)]
+    pub subscriber_queue_events: Option<usize>,
+    /// Most bytes waiting for one subscriber before it is evicted (directive `subscriber_queue_bytes`) [default: 4194304]
+    #[arg(long)]
+    pub subscriber_queue_bytes: Option<usize>,
+    /// Log format: `text` or `json`
+    #[arg(long, env = "MERCURE_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+fn duration_arg(s: &str) -> Result<Duration, String> {
+    duration::parse_duration(s)
+}
+
+impl Cli {
+    /// Builds the settings: defaults, then environment and directives, then flags.
+    pub fn settings(&self) -> Result<Settings, String> {
+        let mut s = Settings::default();
+        if let Some(name) = &self.server_name {
+            s.listen = settings::parse_server_name(name)?;
+        }
+        if let Some(text) = &self.extra_directives {
+            let parsed = directives::parse(text).map_err(|e| format!("MERCURE_EXTRA_DIRECTIVES {e}"))?;
+            for d in &parsed {
+                s.apply_directive(d).map_err(|e| format!("MERCURE_EXTRA_DIRECTIVES line {}: {e}", d.line))?;
+            }
+        }
+        s.set_keys(
+            self.publisher_jwt_key.as_deref(),
+            self.publisher_jwt_alg.as_deref(),
+            self.subscriber_jwt_key.as_deref(),
+            self.subscriber_jwt_alg.as_deref(),
+        )?;
+        self.apply_flags(&mut s)?;
+        Ok(s)
+    }
+
+    fn apply_flags(&self, s: &mut Settings) -> Result<(), String> {
+        s.anonymous |= self.anonymous;
+        s.subscriptions |= self.subscriptions;
+        s.ui |= self.ui || self.demo;
+        s.demo |= self.demo;
+        if let Some(v) = &self.cors_origins {
+            s.cors_origins = v.clone();
+        }
+        if let Some(v) = &self.publish_origins {
+            s.publish_origins = v.clone();
+        }
+        if let Some(v) = &self.cookie_name {
+            s.cookie_name = v.clone();
+        }
+        if let Some(v) = self.heartbeat {
+            s.heartbeat = (!v.is_zero()).then_some(v);
+        }
+        if let Some(v) = self.dispatch_timeout {
+            s.limits.dispatch_timeout = v;
+        }
+        if let Some(v) = self.write_timeout {
+            s.write_timeout = (!v.is_zero()).then_some(v);
+        }
+        if let Some(v) = &self.transport_url {
+            s.transport = TransportSpec::parse(v)?;
+        }
+        let l = &mut s.limits;
+        l.max_connections = self.max_connections.or(l.max_connections);
+        l.max_body_size = self.max_body_size.unwrap_or(l.max_body_size);
+        l.max_topics = self.max_topics.unwrap_or(l.max_topics);
+        l.max_topic_length = self.max_topic_length.unwrap_or(l.max_topic_length);
+        l.queue_events = self.subscriber_queue_events.unwrap_or(l.queue_events);
+        l.queue_bytes = self.subscriber_queue_bytes.unwrap_or(l.queue_bytes);
+        s.validate()
+    }
+}

@@ -1,0 +1,287 @@
+//! The validated settings of a hub, and how each directive maps onto them.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use crate::auth::KeySpec;
+use crate::auth::jwt::parse_algorithm;
+
+use super::directives::Directive;
+use super::duration::parse_duration;
+
+/// Every limit of the hub, with its unit and default. All configurable (see the README).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Simultaneous connections; past it new ones get 503 + `Retry-After`. `None`: the
+    /// open-file limit minus 64 (kept for history files, logs and listeners).
+    pub max_connections: Option<usize>,
+    /// Request body bytes (413 past it). Default 1 MiB.
+    pub max_body_size: usize,
+    /// Topics in one publish or subscription (400 past it). Default 100.
+    pub max_topics: usize,
+    /// Bytes in one topic, id or event type (400 past it). Default 2048.
+    pub max_topic_length: usize,
+    /// Events queued for one subscriber before eviction. Default 1024.
+    pub queue_events: usize,
+    /// Bytes queued for one subscriber before eviction. Default 4 MiB.
+    pub queue_bytes: usize,
+    /// How long a queue may stay undrained before eviction; zero disables. Default 5 s.
+    pub dispatch_timeout: Duration,
+    /// Time allowed to send a request's headers. Default 10 s.
+    pub header_read_timeout: Duration,
+    /// Time allowed for streams to finish at shutdown before connections are cut. Default 5 s.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: None,
+            max_body_size: 1 << 20,
+            max_topics: 100,
+            max_topic_length: 2048,
+            queue_events: 1024,
+            queue_bytes: 4 << 20,
+            dispatch_timeout: Duration::from_secs(5),
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Where history goes (the `transport`/`transport_url` directive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportSpec {
+    /// `local://local`: in memory.
+    Local,
+    /// Any other URL: accepted and kept for the history transports (not active yet).
+    Other(String),
+}
+
+impl TransportSpec {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let scheme =
+            url.split_once("://").map(|(s, _)| s).ok_or_else(|| format!("transport URL {url:?} has no scheme"))?;
+        match scheme {
+            "local" => Ok(TransportSpec::Local),
+            "bolt" | "redis" | "null" => Ok(TransportSpec::Other(url.to_owned())),
+            _ => Err(format!("unknown transport scheme {scheme:?}")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub publisher_key: Option<KeySpec>,
+    pub subscriber_key: Option<KeySpec>,
+    pub anonymous: bool,
+    pub cors_origins: Vec<String>,
+    pub publish_origins: Vec<String>,
+    pub cookie_name: String,
+    /// `None`: no heartbeats.
+    pub heartbeat: Option<Duration>,
+    /// `None`: streams live until the client or the token ends them.
+    pub write_timeout: Option<Duration>,
+    pub subscriptions: bool,
+    pub transport: TransportSpec,
+    pub ui: bool,
+    pub demo: bool,
+    pub limits: Limits,
+    /// Directives recognized but not active in this version, to log at start-up.
+    pub inactive: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            publisher_key: None,
+            subscriber_key: None,
+            anonymous: false,
+            cors_origins: Vec::new(),
+            publish_origins: Vec::new(),
+            cookie_name: "mercureAuthorization".into(),
+            heartbeat: Some(Duration::from_secs(40)),
+            write_timeout: Some(Duration::from_secs(600)),
+            subscriptions: false,
+            transport: TransportSpec::Local,
+            ui: false,
+            demo: false,
+            limits: Limits::default(),
+            inactive: Vec::new(),
+        }
+    }
+}
+
+/// `:PORT` (every interface, as Caddy reads it), `HOST:PORT`, or `http://HOST:PORT`.
+pub fn parse_server_name(name: &str) -> Result<SocketAddr, String> {
+    let name = name.trim();
+    if name.starts_with("https://") {
+        return Err(format!(
+            "SERVER_NAME {name:?}: TLS is not built in; terminate TLS in front of the hub and use http://"
+        ));
+    }
+    if name.contains([',', ' ']) {
+        return Err(format!("SERVER_NAME {name:?}: one address only"));
+    }
+    let bare = name.strip_prefix("http://").unwrap_or(name).trim_end_matches('/');
+    let with_host = if bare.starts_with(':') { format!("0.0.0.0{bare}") } else { bare.to_owned() };
+    let with_port = if with_host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+        with_host
+    } else if name.starts_with("http://") {
+        format!("{with_host}:80")
+    } else {
+        return Err(format!("SERVER_NAME {name:?}: expected :PORT, HOST:PORT or http://HOST:PORT"));
+    };
+    with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("SERVER_NAME {name:?}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("SERVER_NAME {name:?}: resolves to no address"))
+}
+
+fn one_arg(d: &Directive) -> Result<&str, String> {
+    match d.args.as_slice() {
+        [a] => Ok(a),
+        _ => Err(format!("{} takes exactly one argument", d.name)),
+    }
+}
+
+fn no_args(d: &Directive) -> Result<(), String> {
+    if d.args.is_empty() { Ok(()) } else { Err(format!("{} takes no argument", d.name)) }
+}
+
+fn count(d: &Directive) -> Result<usize, String> {
+    let a = one_arg(d)?;
+    a.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| format!("{}: {a:?} is not a positive integer", d.name))
+}
+
+fn duration(d: &Directive) -> Result<Duration, String> {
+    parse_duration(one_arg(d)?).map_err(|e| format!("{}: {e}", d.name))
+}
+
+fn key_spec(d: &Directive) -> Result<KeySpec, String> {
+    match d.args.as_slice() {
+        [key] => Ok(KeySpec { key: key.clone(), algorithm: jsonwebtoken::Algorithm::HS256 }),
+        [key, alg] => Ok(KeySpec { key: key.clone(), algorithm: parse_algorithm(alg)? }),
+        _ => Err(format!("{} takes a key and an optional algorithm", d.name)),
+    }
+}
+
+impl Settings {
+    pub fn apply_directive(&mut self, d: &Directive) -> Result<(), String> {
+        if !d.block.is_empty() && d.name != "transport" {
+            return Err(format!("{} takes no block", d.name));
+        }
+        match d.name.as_str() {
+            "anonymous" => {
+                no_args(d)?;
+                self.anonymous = true;
+            }
+            "subscriptions" => {
+                no_args(d)?;
+                self.subscriptions = true;
+            }
+            "ui" => {
+                no_args(d)?;
+                self.ui = true;
+            }
+            "demo" => {
+                no_args(d)?;
+                self.ui = true;
+                self.demo = true;
+            }
+            "cors_origins" | "publish_origins" => {
+                if d.args.is_empty() {
+                    return Err(format!("{} needs at least one origin", d.name));
+                }
+                let list = if d.name == "cors_origins" { &mut self.cors_origins } else { &mut self.publish_origins };
+                list.extend(d.args.iter().cloned());
+            }
+            "cookie_name" => self.cookie_name = one_arg(d)?.to_owned(),
+            "heartbeat" => self.heartbeat = Some(duration(d)?).filter(|v| !v.is_zero()),
+            "write_timeout" => self.write_timeout = Some(duration(d)?).filter(|v| !v.is_zero()),
+            "dispatch_timeout" => self.limits.dispatch_timeout = duration(d)?,
+            "transport_url" => self.transport = TransportSpec::parse(one_arg(d)?)?,
+            "transport" => {
+                let name = d.args.first().ok_or("transport needs a name, e.g. `transport local`")?;
+                self.transport = TransportSpec::parse(&format!("{name}://{name}"))?;
+            }
+            "publisher_jwt" => self.publisher_key = Some(key_spec(d)?),
+            "subscriber_jwt" => self.subscriber_key = Some(key_spec(d)?),
+            "max_connections" => self.limits.max_connections = Some(count(d)?),
+            "max_body_size" => self.limits.max_body_size = count(d)?,
+            "max_topics" => self.limits.max_topics = count(d)?,
+            "max_topic_length" => self.limits.max_topic_length = count(d)?,
+            "subscriber_queue_events" => self.limits.queue_events = count(d)?,
+            "subscriber_queue_bytes" => self.limits.queue_bytes = count(d)?,
+            "header_read_timeout" => self.limits.header_read_timeout = duration(d)?,
+            "shutdown_grace" => self.limits.shutdown_grace = duration(d)?,
+            // Go hub directives this hub accepts but does not act on (yet): said at start-up.
+            "publisher_jwks_url"
+            | "subscriber_jwks_url"
+            | "protocol_version_compatibility"
+            | "topic_selector_cache"
+            | "lru_cache" => self.inactive.push(d.name.clone()),
+            other => return Err(format!("unknown directive {other:?}")),
+        }
+        Ok(())
+    }
+
+    /// Keys from the environment (they override `publisher_jwt`/`subscriber_jwt` directives).
+    pub fn set_keys(
+        &mut self,
+        pub_key: Option<&str>,
+        pub_alg: Option<&str>,
+        sub_key: Option<&str>,
+        sub_alg: Option<&str>,
+    ) -> Result<(), String> {
+        let alg = |a: Option<&str>| a.filter(|a| !a.is_empty()).map(parse_algorithm).transpose();
+        let (pub_alg, sub_alg) = (alg(pub_alg)?, alg(sub_alg)?);
+        if let Some(k) = pub_key.filter(|k| !k.is_empty()) {
+            self.publisher_key =
+                Some(KeySpec { key: k.to_owned(), algorithm: pub_alg.unwrap_or(jsonwebtoken::Algorithm::HS256) });
+        }
+        if let Some(k) = sub_key.filter(|k| !k.is_empty()) {
+            self.subscriber_key =
+                Some(KeySpec { key: k.to_owned(), algorithm: sub_alg.unwrap_or(jsonwebtoken::Algorithm::HS256) });
+        }
+        // As in the Go hub: without a subscriber key, the publisher key serves both roles.
+        if self.subscriber_key.is_none() {
+            self.subscriber_key = self.publisher_key.clone();
+        }
+        Ok(())
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.cors_origins.iter().any(|o| o == "*") && self.cors_origins.len() > 1 {
+            return Err("cors_origins: `*` cannot be combined with other origins".into());
+        }
+        if self.limits.max_body_size == 0 || self.limits.queue_events == 0 || self.limits.queue_bytes == 0 {
+            return Err("limits must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names() {
+        assert_eq!(parse_server_name(":3000").unwrap(), "0.0.0.0:3000".parse().unwrap());
+        assert_eq!(parse_server_name("127.0.0.1:0").unwrap(), "127.0.0.1:0".parse().unwrap());
+        assert_eq!(parse_server_name("http://127.0.0.1:8080").unwrap(), "127.0.0.1:8080".parse().unwrap());
+        assert!(parse_server_name("https://example.com").is_err());
+        assert!(parse_server_name("example").is_err());
+    }
+
+    #[test]
+    fn transports() {
+        assert_eq!(TransportSpec::parse("local://local").unwrap(), TransportSpec::Local);
+        assert!(TransportSpec::parse("ftp://x").is_err());
+        assert!(TransportSpec::parse("nonsense").is_err());
+    }
+}

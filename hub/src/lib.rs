@@ -1,0 +1,33 @@
+//! A fast, drop-in [Mercure](https://mercure.rocks) hub.
+//!
+//! # Architecture
+//! The path of an update: **publish** (`server::publish`: authorize, validate) → **encode once**
+//! (`update`, `sse`: one shared `Bytes`) → **match** (`registry`: exact topics in a sharded
+//! map, templates in their own cached index, `*` apart) → **enqueue** (`queue`: one bounded
+//! queue per subscriber, pushed under the hub's short dispatch lock, never waiting on a
+//! subscriber) → **write** (`server::body`: the connection drains its whole queue into one
+//! frame). A subscriber whose queue overflows is evicted, not waited for.
+//!
+//! # Layout
+//! - [`config`]: environment, `MERCURE_EXTRA_DIRECTIVES`, flags → [`config::Settings`].
+//! - [`auth`]: token extraction and verification → [`auth::Grants`].
+//! - [`topic`]: selectors (`*`, exact, URI templates) and their matching.
+//! - [`update`], [`sse`]: the update and its wire form.
+//! - [`queue`]: the per-subscriber bounded queue; slow-consumer eviction.
+//! - [`subscriber`], [`registry`], [`hub`]: who wants what, and the fan-out.
+//! - [`server`]: HTTP (hyper), connection ceiling, CORS, graceful shutdown.
+//! - [`startup`]: what the binary does before serving (limits, development mode).
+//! - [`metrics`]: counters served at `/metrics`.
+
+pub mod auth;
+pub mod config;
+pub mod hub;
+pub mod metrics;
+pub mod queue;
+pub mod registry;
+pub mod server;
+pub mod sse;
+pub mod startup;
+pub mod subscriber;
+pub mod topic;
+pub mod update;

@@ -1,0 +1,111 @@
+//! Response bodies: a complete buffer, or a subscriber's event stream.
+//!
+//! The stream ([`SseBody`]) drains its subscriber's queue: each `poll_frame` takes everything
+//! queued (up to [`MAX_FRAME`]) as one frame, and hyper keeps polling while frames are ready,
+//! so a burst of updates costs one write. Returning `None` ends the stream; that happens when
+//! the queue is closed (eviction, shutdown, token expiry, write timeout) and drained.
+//!
+//! Invariant: whatever ends the connection, dropping the body unregisters the subscriber.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+use crate::hub::Hub;
+use crate::queue::CloseReason;
+use crate::subscriber::Subscriber;
+
+/// Most bytes written in one frame; a larger backlog goes out over several frames.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+pub enum HubBody {
+    Full(Option<Bytes>),
+    Sse(Box<SseBody>),
+}
+
+impl HubBody {
+    pub fn full(b: impl Into<Bytes>) -> Self {
+        HubBody::Full(Some(b.into()))
+    }
+
+    pub fn empty() -> Self {
+        HubBody::Full(None)
+    }
+}
+
+pub struct SseBody {
+    hub: Arc<Hub>,
+    sub: Arc<Subscriber>,
+    /// Bytes sent before the live queue (the opening comment, later the history replay).
+    prelude: Option<Bytes>,
+    /// When the stream must end (token expiry or write timeout), if ever.
+    deadline: Option<Pin<Box<Sleep>>>,
+}
+
+impl SseBody {
+    pub fn new(hub: Arc<Hub>, sub: Arc<Subscriber>, prelude: Bytes, deadline: Option<Instant>) -> Self {
+        SseBody {
+            hub,
+            sub,
+            prelude: (!prelude.is_empty()).then_some(prelude),
+            deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+        }
+    }
+}
+
+impl Body for HubBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            HubBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+            HubBody::Sse(s) => s.poll_next(cx).map(|o| o.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, HubBody::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            HubBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            HubBody::Full(None) => SizeHint::with_exact(0),
+            HubBody::Sse(_) => SizeHint::default(),
+        }
+    }
+}
+
+impl SseBody {
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
+        if let Some(p) = self.prelude.take() {
+            return Poll::Ready(Some(p));
+        }
+        if let Some(d) = self.deadline.as_mut()
+            && d.as_mut().poll(cx).is_ready()
+        {
+            self.deadline = None;
+            tracing::debug!(subscriber = %self.sub.uuid.urn(), "stream reached its deadline");
+            self.hub.unsubscribe(&self.sub, CloseReason::Closed);
+        }
+        self.sub.queue.poll_drain(cx, MAX_FRAME)
+    }
+}
+
+impl Drop for SseBody {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(&self.sub, CloseReason::Closed);
+    }
+}
+
+impl SseBody {
+    pub fn subscriber(&self) -> &Arc<Subscriber> {
+        &self.sub
+    }
+}

@@ -1,0 +1,60 @@
+//! CORS for browser clients.
+//!
+//! Only configured origins are ever echoed back, never an arbitrary `Origin`. With explicit
+//! origins, credentials (the authorization cookie) are allowed; with `*`, they are not (the
+//! browser would refuse the combination anyway, and reflecting every origin with credentials
+//! would let any site read private updates).
+
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Response, StatusCode};
+
+use super::body::HubBody;
+use super::response::{Refusal, Resp};
+
+/// Adds the CORS headers for `origin` to a response, when it is allowed.
+pub fn decorate(allowed: &[String], request: &HeaderMap, response: &mut HeaderMap) {
+    let Some(origin) = request.get(header::ORIGIN) else { return };
+    if allowed.iter().any(|a| a == "*") {
+        response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        return;
+    }
+    let Ok(o) = origin.to_str() else { return };
+    if allowed.iter().any(|a| a.trim_end_matches('/') == o) {
+        response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        response.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        response.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
+}
+
+/// Answers a preflight `OPTIONS` request.
+pub fn preflight(allowed: &[String], request: &HeaderMap) -> Result<Resp, Refusal> {
+    let mut resp = Response::new(HubBody::empty());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    if request.get(header::ORIGIN).is_none() {
+        // A plain OPTIONS, not a preflight: say what the endpoint supports.
+        resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST, OPTIONS"));
+        return Ok(resp);
+    }
+    decorate(allowed, request, resp.headers_mut());
+    if !resp.headers().contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
+        return Err(Refusal::new(403, "origin not allowed by cors_origins"));
+    }
+    let method = request.get(header::ACCESS_CONTROL_REQUEST_METHOD).and_then(|m| m.to_str().ok());
+    if !matches!(method, Some("GET" | "POST") | None) {
+        return Err(Refusal::new(403, "method not allowed by CORS"));
+    }
+    let h = resp.headers_mut();
+    h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, OPTIONS"));
+    let requested = request.get(header::ACCESS_CONTROL_REQUEST_HEADERS).cloned();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        requested.unwrap_or(HeaderValue::from_static("authorization, cache-control, content-type, last-event-id")),
+    );
+    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    Ok(resp)
+}
+
+/// Is this a method we answer preflights for?
+pub fn is_preflight(method: &Method) -> bool {
+    method == Method::OPTIONS
+}

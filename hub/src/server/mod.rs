@@ -1,0 +1,273 @@
+//! The HTTP server: accepting connections, routing, and shutting down.
+//!
+//! One tokio task per connection (hyper's `auto` builder serves HTTP/1.1 and h2c on one
+//! port). The connection ceiling is a semaphore: a connection past it is answered with a
+//! static 503 and closed, before any buffer is allocated for it. Accept errors such as
+//! EMFILE back off instead of spinning.
+//!
+//! ## Shutdown
+//! On SIGTERM/SIGINT (or the `shutdown` future): stop accepting, close every subscriber queue
+//! (streams write what they have, then end, and clients reconnect elsewhere), ask every
+//! connection to finish, and give them `shutdown_grace` before cutting them. Each connection
+//! task holds a clone of a channel sender; the channel closing means all have ended.
+
+mod body;
+mod cors;
+mod publish;
+mod response;
+mod subscribe;
+mod ui;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, StatusCode, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+
+use crate::auth::Verifier;
+use crate::config::Settings;
+use crate::hub::{Hub, HubOptions};
+use crate::queue::QueueLimits;
+
+pub use body::HubBody;
+use response::{Refusal, Resp};
+
+/// The path of the Mercure endpoint.
+pub const MERCURE_PATH: &str = "/.well-known/mercure";
+
+/// Everything a request handler needs, shared by every connection.
+pub struct State {
+    pub hub: Arc<Hub>,
+    pub settings: Settings,
+    pub publisher: Verifier,
+    pub subscriber: Verifier,
+}
+
+impl State {
+    pub fn new(settings: Settings) -> Result<Self, String> {
+        let pk = settings.publisher_key.as_ref().ok_or("no publisher key configured")?;
+        let sk = settings.subscriber_key.as_ref().unwrap_or(pk);
+        let publisher = Verifier::new(pk).map_err(|e| format!("publisher key: {e}"))?;
+        let subscriber = Verifier::new(sk).map_err(|e| format!("subscriber key: {e}"))?;
+        let l = &settings.limits;
+        let hub = Hub::new(HubOptions {
+            queue: QueueLimits {
+                max_events: l.queue_events,
+                max_bytes: l.queue_bytes,
+                stall_timeout: l.dispatch_timeout,
+            },
+            ..HubOptions::default()
+        });
+        Ok(State { hub: Arc::new(hub), settings, publisher, subscriber })
+    }
+}
+
+/// A bound, not yet serving, server.
+pub struct Server {
+    listener: TcpListener,
+    state: Arc<State>,
+    max_connections: usize,
+}
+
+impl Server {
+    pub async fn bind(state: State, max_connections: usize) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(state.settings.listen).await?;
+        Ok(Server { listener, state: Arc::new(state), max_connections })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then drains as described in the module docs.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let Server { listener, state, max_connections } = self;
+        let permits = Arc::new(Semaphore::new(max_connections));
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(state.settings.limits.header_read_timeout)
+            .keep_alive(true);
+        builder.http2().timer(TokioTimer::new());
+        let builder = Arc::new(builder);
+
+        let heartbeat = state.settings.heartbeat.map(|period| {
+            let hub = state.hub.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    hub.heartbeat();
+                }
+            })
+        });
+
+        tokio::pin!(shutdown);
+        let mut accept_errors_logged_at: Option<tokio::time::Instant> = None;
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = &mut shutdown => break,
+                r = listener.accept() => match r {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // EMFILE/ENFILE and friends: back off so the loop cannot spin.
+                        if accept_errors_logged_at.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
+                            tracing::error!(error = %e, "accept failed; backing off");
+                            accept_errors_logged_at = Some(tokio::time::Instant::now());
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+            };
+            let Ok(permit) = permits.clone().try_acquire_owned() else {
+                state.hub.metrics.refused_connections.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%peer, max_connections, "refused connection: connection ceiling reached");
+                tokio::spawn(refuse(stream));
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let conn = Connection {
+                state: state.clone(),
+                builder: builder.clone(),
+                stop: stop_rx.clone(),
+                _alive: alive_tx.clone(),
+            };
+            tokio::spawn(async move {
+                conn.serve(stream, peer).await;
+                drop(permit);
+            });
+        }
+
+        tracing::info!("shutting down: closing streams");
+        drop(listener);
+        if let Some(h) = heartbeat {
+            h.abort();
+        }
+        state.hub.close_all();
+        let _ = stop_tx.send(true);
+        drop(alive_tx);
+        let grace = state.settings.limits.shutdown_grace + Duration::from_secs(1);
+        if tokio::time::timeout(grace, alive_rx.recv()).await.is_err() {
+            tracing::warn!("some connections did not finish in time; cutting them");
+        }
+        tracing::info!("stopped");
+    }
+}
+
+/// Writes the static 503 to a connection past the ceiling, with a short bound on the write.
+async fn refuse(mut stream: TcpStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = stream.write_all(response::OVER_CAPACITY).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+struct Connection {
+    state: Arc<State>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    stop: watch::Receiver<bool>,
+    /// Dropped when this connection ends; see the module docs.
+    _alive: mpsc::Sender<()>,
+}
+
+impl Connection {
+    async fn serve(mut self, stream: TcpStream, peer: SocketAddr) {
+        self.state.hub.metrics.connections.fetch_add(1, Ordering::Relaxed);
+        let abort = Arc::new(Notify::new());
+        let state = self.state.clone();
+        let svc_abort = abort.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let state = state.clone();
+            let abort = svc_abort.clone();
+            async move { Ok::<_, std::convert::Infallible>(route(&state, req, &abort, peer).await) }
+        });
+        let grace = self.state.settings.limits.shutdown_grace;
+        let conn = self.builder.serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            _ = abort.notified() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(grace, conn.as_mut()).await;
+            }
+            _ = async { let _ = self.stop.wait_for(|s| *s).await; } => {
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(grace, conn.as_mut()).await;
+            }
+        }
+        self.state.hub.metrics.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, peer: SocketAddr) -> Resp {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let is_mercure = path == MERCURE_PATH;
+    let headers = if is_mercure { Some(req.headers().clone()) } else { None };
+    let result: Result<Resp, Refusal> = match (&method, path.as_str()) {
+        (m, MERCURE_PATH) if cors::is_preflight(m) => cors::preflight(&state.settings.cors_origins, req.headers()),
+        (&Method::GET | &Method::HEAD, MERCURE_PATH) => {
+            let http1 = req.version() < Version::HTTP_2;
+            subscribe::handle(state, &req).inspect(|resp| {
+                if http1 && let HubBody::Sse(_) = resp.body() {
+                    // The subscriber is reachable through the body; give it the abort handle.
+                    if let Some(sub) = body_subscriber(resp) {
+                        let _ = sub.conn_abort.set(abort.clone());
+                    }
+                }
+            })
+        }
+        (&Method::POST, MERCURE_PATH) => publish::handle(state, req).await,
+        (_, MERCURE_PATH) => Err(Refusal::new(405, "method not allowed")),
+        (&Method::GET, "/healthz") => Ok(response::text(StatusCode::OK, "ok\n")),
+        (&Method::GET, "/metrics") => Ok(response::text(StatusCode::OK, state.hub.metrics.render())),
+        (&Method::GET, "/") if state.settings.ui => Ok(ui::page()),
+        _ => Err(Refusal::new(404, "not found")),
+    };
+    let mut resp = match result {
+        Ok(r) => r,
+        Err(refusal) => {
+            state.hub.metrics.rejected_requests.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(%peer, %method, path, status = refusal.status.as_u16(), reason = %refusal.reason, "refused request");
+            let mut r = response::refused(&refusal);
+            if refusal.status == StatusCode::METHOD_NOT_ALLOWED {
+                r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST, OPTIONS"));
+            }
+            r
+        }
+    };
+    if let Some(h) = headers {
+        cors::decorate(&state.settings.cors_origins, &h, resp.headers_mut());
+    }
+    resp
+}
+
+fn body_subscriber(resp: &Resp) -> Option<&Arc<crate::subscriber::Subscriber>> {
+    match resp.body() {
+        HubBody::Sse(s) => Some(s.subscriber()),
+        HubBody::Full(_) => None,
+    }
+}
+
+/// The first value of query parameter `name`, percent-decoded.
+pub(crate) fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
+}

@@ -1,0 +1,118 @@
+//! `POST /.well-known/mercure`: authorize, validate, encode once, dispatch.
+//!
+//! Order matters: the token is checked before the body is read, so an unauthenticated client
+//! cannot make the hub buffer a body; the body is read through a size limit (413 past it).
+
+use std::sync::Arc;
+
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::CONTENT_TYPE;
+use hyper::{Request, StatusCode};
+
+use crate::auth::{self, TokenSource};
+use crate::topic;
+use crate::update::Update;
+
+use super::State;
+use super::response::{self, Refusal, Resp};
+
+/// Fields of a publish form.
+#[derive(Default)]
+struct Form {
+    topics: Vec<String>,
+    data: Option<String>,
+    private: bool,
+    id: Option<String>,
+    event_type: Option<String>,
+    retry: Option<String>,
+}
+
+pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, Refusal> {
+    let (parts, body) = req.into_parts();
+    let query_token = super::query_param(parts.uri.query(), "authorization");
+    let (token, source) = auth::extract(&parts.headers, query_token.as_deref(), &state.settings.cookie_name)?
+        .ok_or(auth::AuthError::Missing)?;
+    if source == TokenSource::Cookie {
+        auth::check_publish_origin(&parts.headers, &state.settings.publish_origins)?;
+    }
+    let grants = state.publisher.verify(token)?;
+
+    if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or("");
+        if !ct.trim_start().to_ascii_lowercase().starts_with("application/x-www-form-urlencoded") {
+            return Err(Refusal::bad_request("expected an application/x-www-form-urlencoded body"));
+        }
+    }
+    let bytes = Limited::new(body, state.settings.limits.max_body_size)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                Refusal::new(413, format!("request body larger than {} bytes", state.settings.limits.max_body_size))
+            } else {
+                Refusal::bad_request("could not read the request body")
+            }
+        })?
+        .to_bytes();
+
+    let form = parse_form(&bytes);
+    let update = validate(state, form)?;
+
+    let allowed = state.hub.compiler().compile_all(&grants.publish);
+    if !topic::all_matched(&allowed, &update.topics) {
+        return Err(Refusal::new(403, "token not allowed to publish to these topics"));
+    }
+
+    state.hub.publish(&update);
+    Ok(response::text(StatusCode::OK, update.id.to_string()))
+}
+
+fn parse_form(bytes: &[u8]) -> Form {
+    let mut f = Form::default();
+    for (k, v) in form_urlencoded::parse(bytes) {
+        match &*k {
+            "topic" => f.topics.push(v.into_owned()),
+            "data" if f.data.is_none() => f.data = Some(v.into_owned()),
+            "private" => f.private = true,
+            "id" if f.id.is_none() => f.id = Some(v.into_owned()),
+            "type" if f.event_type.is_none() => f.event_type = Some(v.into_owned()),
+            "retry" if f.retry.is_none() => f.retry = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    f
+}
+
+fn validate(state: &State, f: Form) -> Result<Update, Refusal> {
+    let limits = &state.settings.limits;
+    if f.topics.is_empty() {
+        return Err(Refusal::bad_request("missing topic"));
+    }
+    if f.topics.len() > limits.max_topics {
+        return Err(Refusal::bad_request(format!("more than {} topics", limits.max_topics)));
+    }
+    if f.topics.iter().any(|t| t.is_empty() || t.len() > limits.max_topic_length) {
+        return Err(Refusal::bad_request(format!("topic empty or longer than {} bytes", limits.max_topic_length)));
+    }
+    let id = match f.id {
+        Some(id) if id.starts_with('#') => return Err(Refusal::bad_request("id must not start with #")),
+        Some(id) if id.is_empty() || id.len() > limits.max_topic_length || crate::sse::has_line_break(&id) => {
+            return Err(Refusal::bad_request("id empty, too long or multi-line"));
+        }
+        Some(id) => id,
+        None => Update::generate_id(),
+    };
+    if let Some(t) = &f.event_type
+        && (t.len() > limits.max_topic_length || crate::sse::has_line_break(t))
+    {
+        return Err(Refusal::bad_request("type too long or multi-line"));
+    }
+    let retry = match f.retry {
+        None => None,
+        Some(r) => {
+            Some(r.trim().parse::<u64>().map_err(|_| Refusal::bad_request("retry must be a non-negative integer"))?)
+        }
+    };
+    Ok(Update::new(id, f.topics, f.private, f.event_type, retry, f.data.unwrap_or_default()))
+}

@@ -1,0 +1,83 @@
+//! `GET /.well-known/mercure`: authorize, register a subscriber, stream its events.
+//!
+//! The subscriber is registered before the response is built, so no update published after
+//! the request was accepted can be missed. The stream ends at the earliest of: the token's
+//! `exp`, `write_timeout`, eviction, shutdown, or the client leaving.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use hyper::header::{self, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+
+use crate::auth;
+use crate::topic::Selector;
+
+use super::State;
+use super::body::{HubBody, SseBody};
+use super::response::{Refusal, Resp};
+
+/// Sent first, so the client and any proxy see the stream open at once.
+const OPENING: &[u8] = b":\n";
+
+pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> {
+    let mut topics = Vec::new();
+    let mut query_token = None;
+    if let Some(q) = req.uri().query() {
+        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+            match &*k {
+                "topic" => topics.push(v.into_owned()),
+                "authorization" if query_token.is_none() => query_token = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+    }
+    let limits = &state.settings.limits;
+    if topics.is_empty() {
+        return Err(Refusal::bad_request("missing topic"));
+    }
+    if topics.len() > limits.max_topics {
+        return Err(Refusal::bad_request(format!("more than {} topics", limits.max_topics)));
+    }
+    if topics.iter().any(|t| t.is_empty() || t.len() > limits.max_topic_length) {
+        return Err(Refusal::bad_request(format!("topic empty or longer than {} bytes", limits.max_topic_length)));
+    }
+
+    let grants = match auth::extract(req.headers(), query_token.as_deref(), &state.settings.cookie_name)? {
+        Some((token, _)) => Some(state.subscriber.verify(token)?),
+        None if state.settings.anonymous => None,
+        None => return Err(auth::AuthError::Missing.into()),
+    };
+    let (private_allowed, payload, expires_at) = match grants {
+        Some(g) => {
+            let allowed: Arc<[Selector]> = state.hub.compiler().compile_all(&g.subscribe).into();
+            (Some(allowed), g.payload.map(Arc::new), g.expires_at)
+        }
+        None => (None, None, None),
+    };
+
+    let sub = state.hub.new_subscriber(&topics, private_allowed, payload);
+    state.hub.subscribe(&sub);
+
+    let deadline = stream_deadline(expires_at, state.settings.write_timeout);
+    let body = SseBody::new(state.hub.clone(), sub, Bytes::from_static(OPENING), deadline);
+    let mut resp = Response::new(HubBody::Sse(Box::new(body)));
+    *resp.status_mut() = StatusCode::OK;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(resp)
+}
+
+/// The earliest of the token's expiry and the write timeout, as a tokio instant.
+fn stream_deadline(expires_at: Option<SystemTime>, write_timeout: Option<Duration>) -> Option<tokio::time::Instant> {
+    let now = tokio::time::Instant::now();
+    let by_token = expires_at.map(|t| now + t.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO));
+    let by_timeout = write_timeout.map(|d| now + d);
+    match (by_token, by_timeout) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
