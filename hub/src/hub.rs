@@ -21,6 +21,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use parking_lot::Mutex;
 
+use crate::history::{Ack, Persistence, Replay, Retention, Window, durable::Loaded, window::now_ms};
 use crate::metrics::Metrics;
 use crate::queue::{CloseReason, Push, QueueLimits};
 use crate::registry::Registry;
@@ -35,12 +36,29 @@ pub struct HubOptions {
     pub queue: QueueLimits,
     /// Most distinct compiled templates kept interned. Default 10 000.
     pub max_templates: usize,
+    /// What the history keeps for replay.
+    pub retention: Retention,
+    /// Most publishes waiting for the durable store at once; further publishers wait for a
+    /// place (back-pressure from the disk). Default 1024.
+    pub max_pending_writes: usize,
 }
 
 impl Default for HubOptions {
     fn default() -> Self {
-        HubOptions { queue: QueueLimits::default(), max_templates: 10_000 }
+        HubOptions {
+            queue: QueueLimits::default(),
+            max_templates: 10_000,
+            retention: Retention::default(),
+            max_pending_writes: 1024,
+        }
     }
+}
+
+/// What one publish did, and how to learn when it is durable.
+pub struct Published {
+    pub dispatched: Dispatched,
+    /// Resolves once the durable store has the update; `None` without one.
+    pub durable: Option<Ack>,
 }
 
 /// What one publish did.
@@ -60,6 +78,12 @@ pub struct Hub {
     /// The last sequence number handed out; the dispatch lock (see module docs). parking_lot:
     /// fair enough under contention and never held across an `.await`.
     dispatch: Mutex<u64>,
+    /// The retained history. Appended under the dispatch lock; read by replays, which take
+    /// only this lock (parking_lot: short critical sections, no `.await` inside).
+    window: Mutex<Window>,
+    persistence: Option<Box<dyn Persistence>>,
+    /// Bounds the publishes waiting on the durable store (see `HubOptions`).
+    admission: Arc<tokio::sync::Semaphore>,
     options: HubOptions,
     next_subscriber: AtomicU64,
     heartbeat: Bytes,
@@ -67,11 +91,26 @@ pub struct Hub {
 }
 
 impl Hub {
+    /// A hub whose history lives in memory only.
     pub fn new(options: HubOptions) -> Self {
+        Self::with_persistence(options, None, Vec::new())
+    }
+
+    /// A hub whose history is mirrored to `persistence`, starting from what it `loaded`.
+    pub fn with_persistence(options: HubOptions, persistence: Option<Box<dyn Persistence>>, loaded: Vec<Loaded>) -> Self {
+        let mut window = Window::new(options.retention.clone());
+        let mut last_seq = 0;
+        for (seq, at_ms, update) in loaded {
+            window.push(seq, Arc::new(update), at_ms);
+            last_seq = last_seq.max(seq);
+        }
         Hub {
             registry: Registry::new(),
             compiler: SelectorCompiler::new(options.max_templates),
-            dispatch: Mutex::new(0),
+            dispatch: Mutex::new(last_seq),
+            window: Mutex::new(window),
+            persistence,
+            admission: Arc::new(tokio::sync::Semaphore::new(options.max_pending_writes.max(1))),
             options,
             next_subscriber: AtomicU64::new(1),
             heartbeat: Bytes::from_static(sse::HEARTBEAT),
@@ -125,9 +164,39 @@ impl Hub {
         }
     }
 
-    /// Fans an update out to every subscriber allowed to receive it.
-    pub fn publish(&self, update: &Update) -> Dispatched {
+    /// Waits for a place among the publishes pending on the durable store (immediate without
+    /// one). Hold the permit until the publish's `durable` ack resolves.
+    pub async fn admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        if self.persistence.is_none() {
+            return None;
+        }
+        self.admission.clone().acquire_owned().await.ok()
+    }
+
+    /// The retained updates after `from` (an id or `earliest`) up to sequence `upto` (what
+    /// [`Hub::subscribe`] returned), for a reconnecting subscriber.
+    pub fn replay(&self, from: &str, upto: u64) -> Replay {
+        self.window.lock().replay(from, upto)
+    }
+
+    /// Updates retained in the history now.
+    pub fn history_len(&self) -> usize {
+        self.window.lock().len()
+    }
+
+    /// Flushes and stops the durable store (shutdown).
+    pub fn close_history(&self) {
+        if let Some(p) = &self.persistence {
+            p.close();
+        }
+    }
+
+    /// Records an update in the history, fans it out to every subscriber allowed to receive
+    /// it, and hands it to the durable store.
+    pub fn publish(&self, update: Arc<Update>) -> Published {
         let now = Instant::now();
+        let at_ms = now_ms();
+        let mut durable = None;
         let mut wakers = Vec::new();
         let mut evicted: Vec<(Arc<Subscriber>, CloseReason)> = Vec::new();
         let mut recipients = 0;
@@ -136,6 +205,11 @@ impl Hub {
             let mut last = self.dispatch.lock();
             *last += 1;
             let seq = *last;
+            let trim_below = self.window.lock().push(seq, update.clone(), at_ms);
+            if let Some(p) = &self.persistence {
+                durable = Some(p.append(seq, &update, trim_below));
+            }
+            let update = &*update;
             self.registry.for_each_candidate(update, |sub| {
                 if !sub.may_receive(update) || !sub.claim(seq) {
                     return;
@@ -164,7 +238,7 @@ impl Hub {
         }
         self.metrics.published.fetch_add(1, Ordering::Relaxed);
         self.metrics.deliveries.fetch_add(recipients as u64, Ordering::Relaxed);
-        Dispatched { seq, recipients, evicted: evicted.len() }
+        Published { dispatched: Dispatched { seq, recipients, evicted: evicted.len() }, durable }
     }
 
     fn evict(&self, sub: &Subscriber, reason: CloseReason) {

@@ -15,12 +15,14 @@
 //! - [`update`], [`sse`]: the update and its wire form.
 //! - [`queue`]: the per-subscriber bounded queue; slow-consumer eviction.
 //! - [`subscriber`], [`registry`], [`hub`]: who wants what, and the fan-out.
+//! - [`history`]: the retained window for `Last-Event-ID` replay, and its durable store.
 //! - [`server`]: HTTP (hyper), connection ceiling, CORS, graceful shutdown.
 //! - [`startup`]: what the binary does before serving (limits, development mode).
 //! - [`metrics`]: counters served at `/metrics`.
 
 pub mod auth;
 pub mod config;
+pub mod history;
 pub mod hub;
 pub mod metrics;
 pub mod queue;

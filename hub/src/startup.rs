@@ -6,7 +6,7 @@ use rand::Rng;
 
 use crate::auth::KeySpec;
 use crate::auth::jwt::sign_hmac;
-use crate::config::{Settings, TransportSpec};
+use crate::config::Settings;
 
 /// File descriptors kept back from the connection ceiling for listeners, logs and history.
 const RESERVED_FDS: u64 = 64;
@@ -75,8 +75,18 @@ pub fn log_settings(settings: &Settings, max_connections: usize) {
     for name in &settings.inactive {
         tracing::warn!(directive = %name, "directive accepted but not active in this version");
     }
-    if let TransportSpec::Other(url) = &settings.transport {
-        tracing::warn!(transport = %url, "transport accepted but not active yet: history is in memory only");
+    let t = &settings.transport;
+    tracing::info!(
+        transport = %t.url,
+        file = ?t.path,
+        max_events = ?t.retention.max_events,
+        max_bytes = t.retention.max_bytes,
+        max_age = ?t.retention.max_age,
+        fsync = ?t.fsync,
+        "history"
+    );
+    for opt in &t.ignored {
+        tracing::info!(option = %opt, "transport option accepted for compatibility; not needed here");
     }
     if settings.subscriptions {
         tracing::warn!("directive `subscriptions` accepted but not active yet");

@@ -9,7 +9,7 @@ pub mod directives;
 pub mod duration;
 mod settings;
 
-pub use settings::{Limits, Settings, TransportSpec};
+pub use settings::{Limits, Settings};
 
 use std::time::Duration;
 
@@ -62,7 +62,7 @@ pub struct Cli {
     /// Publish subscription events and serve the subscription API (directive `subscriptions`)
     #[arg(long)]
     pub subscriptions: bool,
-    /// History transport URL (directive `transport_url`) [default: local://local]
+    /// History transport URL: local://local, redb://PATH, bolt://PATH (directive `transport_url`) [default: redb://mercure.redb]
     #[arg(long)]
     pub transport_url: Option<String>,
     /// Serve the debugging page at `/` (directive `ui`)
@@ -145,7 +145,7 @@ impl Cli {
             s.write_timeout = (!v.is_zero()).then_some(v);
         }
         if let Some(v) = &self.transport_url {
-            s.transport = TransportSpec::parse(v)?;
+            s.transport = crate::history::HistorySpec::parse(v)?;
         }
         let l = &mut s.limits;
         l.max_connections = self.max_connections.or(l.max_connections);

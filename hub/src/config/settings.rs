@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::auth::KeySpec;
 use crate::auth::jwt::parse_algorithm;
+use crate::history::HistorySpec;
 
 use super::directives::Directive;
 use super::duration::parse_duration;
@@ -49,27 +50,6 @@ impl Default for Limits {
     }
 }
 
-/// Where history goes (the `transport`/`transport_url` directive).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TransportSpec {
-    /// `local://local`: in memory.
-    Local,
-    /// Any other URL: accepted and kept for the history transports (not active yet).
-    Other(String),
-}
-
-impl TransportSpec {
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let scheme =
-            url.split_once("://").map(|(s, _)| s).ok_or_else(|| format!("transport URL {url:?} has no scheme"))?;
-        match scheme {
-            "local" => Ok(TransportSpec::Local),
-            "bolt" | "redis" | "null" => Ok(TransportSpec::Other(url.to_owned())),
-            _ => Err(format!("unknown transport scheme {scheme:?}")),
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
@@ -84,7 +64,8 @@ pub struct Settings {
     /// `None`: streams live until the client or the token ends them.
     pub write_timeout: Option<Duration>,
     pub subscriptions: bool,
-    pub transport: TransportSpec,
+    /// The history transport (`transport`/`transport_url`).
+    pub transport: HistorySpec,
     pub ui: bool,
     pub demo: bool,
     pub limits: Limits,
@@ -105,7 +86,7 @@ impl Default for Settings {
             heartbeat: Some(Duration::from_secs(40)),
             write_timeout: Some(Duration::from_secs(600)),
             subscriptions: false,
-            transport: TransportSpec::Local,
+            transport: HistorySpec::default(),
             ui: false,
             demo: false,
             limits: Limits::default(),
@@ -139,6 +120,30 @@ pub fn parse_server_name(name: &str) -> Result<SocketAddr, String> {
         .map_err(|e| format!("SERVER_NAME {name:?}: {e}"))?
         .next()
         .ok_or_else(|| format!("SERVER_NAME {name:?}: resolves to no address"))
+}
+
+/// `transport NAME { path P; size N; … }` (the Go hub's block form) → `NAME://P?size=N&…`.
+fn transport_block_url(d: &Directive) -> Result<String, String> {
+    let name = match d.args.as_slice() {
+        [name] => name.as_str(),
+        _ => return Err("transport takes one name, e.g. `transport local` or `transport bolt { path x.db }`".into()),
+    };
+    let mut path = if name == "local" { "local".to_owned() } else { String::new() };
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for opt in &d.block {
+        let value = one_arg(opt)?;
+        match opt.name.as_str() {
+            "path" => path = value.to_owned(),
+            key => {
+                query.append_pair(key, value);
+            }
+        }
+    }
+    if path.is_empty() {
+        path = if name == "bolt" { "mercure.db".into() } else { "mercure.redb".into() };
+    }
+    let query = query.finish();
+    Ok(if query.is_empty() { format!("{name}://{path}") } else { format!("{name}://{path}?{query}") })
 }
 
 fn one_arg(d: &Directive) -> Result<&str, String> {
@@ -203,11 +208,8 @@ impl Settings {
             "heartbeat" => self.heartbeat = Some(duration(d)?).filter(|v| !v.is_zero()),
             "write_timeout" => self.write_timeout = Some(duration(d)?).filter(|v| !v.is_zero()),
             "dispatch_timeout" => self.limits.dispatch_timeout = duration(d)?,
-            "transport_url" => self.transport = TransportSpec::parse(one_arg(d)?)?,
-            "transport" => {
-                let name = d.args.first().ok_or("transport needs a name, e.g. `transport local`")?;
-                self.transport = TransportSpec::parse(&format!("{name}://{name}"))?;
-            }
+            "transport_url" => self.transport = HistorySpec::parse(one_arg(d)?)?,
+            "transport" => self.transport = HistorySpec::parse(&transport_block_url(d)?)?,
             "publisher_jwt" => self.publisher_key = Some(key_spec(d)?),
             "subscriber_jwt" => self.subscriber_key = Some(key_spec(d)?),
             "max_connections" => self.limits.max_connections = Some(count(d)?),
@@ -279,9 +281,14 @@ mod tests {
     }
 
     #[test]
-    fn transports() {
-        assert_eq!(TransportSpec::parse("local://local").unwrap(), TransportSpec::Local);
-        assert!(TransportSpec::parse("ftp://x").is_err());
-        assert!(TransportSpec::parse("nonsense").is_err());
+    fn transport_block_form() {
+        let ds = crate::config::directives::parse("transport bolt {\n path /data/m.db\n size 1000\n}").unwrap();
+        let mut s = Settings::default();
+        s.apply_directive(&ds[0]).unwrap();
+        assert_eq!(s.transport.path.as_deref(), Some(std::path::Path::new("/data/m.db")));
+        assert_eq!(s.transport.retention.max_events, Some(1000));
+        let ds = crate::config::directives::parse("transport local").unwrap();
+        s.apply_directive(&ds[0]).unwrap();
+        assert_eq!(s.transport.path, None);
     }
 }

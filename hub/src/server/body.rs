@@ -12,7 +12,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::Bytes;
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
@@ -41,18 +43,18 @@ impl HubBody {
 pub struct SseBody {
     hub: Arc<Hub>,
     sub: Arc<Subscriber>,
-    /// Bytes sent before the live queue (the opening comment, later the history replay).
-    prelude: Option<Bytes>,
+    /// Bytes sent before the live queue: the opening comment, then the history replay.
+    prelude: VecDeque<Bytes>,
     /// When the stream must end (token expiry or write timeout), if ever.
     deadline: Option<Pin<Box<Sleep>>>,
 }
 
 impl SseBody {
-    pub fn new(hub: Arc<Hub>, sub: Arc<Subscriber>, prelude: Bytes, deadline: Option<Instant>) -> Self {
+    pub fn new(hub: Arc<Hub>, sub: Arc<Subscriber>, prelude: Vec<Bytes>, deadline: Option<Instant>) -> Self {
         SseBody {
             hub,
             sub,
-            prelude: (!prelude.is_empty()).then_some(prelude),
+            prelude: prelude.into(),
             deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
         }
     }
@@ -84,8 +86,8 @@ impl Body for HubBody {
 
 impl SseBody {
     fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Bytes>> {
-        if let Some(p) = self.prelude.take() {
-            return Poll::Ready(Some(p));
+        if !self.prelude.is_empty() {
+            return Poll::Ready(Some(self.take_prelude()));
         }
         if let Some(d) = self.deadline.as_mut()
             && d.as_mut().poll(cx).is_ready()
@@ -95,6 +97,25 @@ impl SseBody {
             self.hub.unsubscribe(&self.sub, CloseReason::Closed);
         }
         self.sub.queue.poll_drain(cx, MAX_FRAME)
+    }
+}
+
+impl SseBody {
+    /// The next frame of the prelude: as many queued pieces as fit in [`MAX_FRAME`].
+    fn take_prelude(&mut self) -> Bytes {
+        if self.prelude.len() == 1 {
+            return self.prelude.pop_front().unwrap_or_default();
+        }
+        let mut buf = BytesMut::new();
+        while let Some(p) = self.prelude.front() {
+            if !buf.is_empty() && buf.len() + p.len() > MAX_FRAME {
+                break;
+            }
+            if let Some(p) = self.prelude.pop_front() {
+                buf.extend_from_slice(&p);
+            }
+        }
+        buf.freeze()
     }
 }
 

@@ -34,6 +34,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
 use crate::auth::Verifier;
 use crate::config::Settings;
+use crate::history::durable::RedbStore;
 use crate::hub::{Hub, HubOptions};
 use crate::queue::QueueLimits;
 
@@ -58,14 +59,23 @@ impl State {
         let publisher = Verifier::new(pk).map_err(|e| format!("publisher key: {e}"))?;
         let subscriber = Verifier::new(sk).map_err(|e| format!("subscriber key: {e}"))?;
         let l = &settings.limits;
-        let hub = Hub::new(HubOptions {
+        let options = HubOptions {
             queue: QueueLimits {
                 max_events: l.queue_events,
                 max_bytes: l.queue_bytes,
                 stall_timeout: l.dispatch_timeout,
             },
+            retention: settings.transport.retention.clone(),
             ..HubOptions::default()
-        });
+        };
+        let hub = match &settings.transport.path {
+            None => Hub::new(options),
+            Some(path) => {
+                let (store, loaded) = RedbStore::open(path, settings.transport.fsync)?;
+                tracing::info!(file = %path.display(), updates = loaded.len(), "history loaded");
+                Hub::with_persistence(options, Some(Box::new(store)), loaded)
+            }
+        };
         Ok(State { hub: Arc::new(hub), settings, publisher, subscriber })
     }
 }
@@ -167,6 +177,8 @@ impl Server {
         if tokio::time::timeout(grace, alive_rx.recv()).await.is_err() {
             tracing::warn!("some connections did not finish in time; cutting them");
         }
+        let hub = state.hub.clone();
+        let _ = tokio::task::spawn_blocking(move || hub.close_history()).await;
         tracing::info!("stopped");
     }
 }

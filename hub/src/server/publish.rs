@@ -64,7 +64,18 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, 
         return Err(Refusal::new(403, "token not allowed to publish to these topics"));
     }
 
-    state.hub.publish(&update);
+    // Under the durable policy the 200 waits for the fsync; live subscribers do not.
+    let permit = state.hub.admit().await;
+    let update = Arc::new(update);
+    let published = state.hub.publish(update.clone());
+    if let Some(ack) = published.durable {
+        match ack.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Refusal::new(503, format!("history write failed: {e}"))),
+            Err(_) => return Err(Refusal::new(503, "history writer stopped")),
+        }
+    }
+    drop(permit);
     Ok(response::text(StatusCode::OK, update.id.to_string()))
 }
 

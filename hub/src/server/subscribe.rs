@@ -24,11 +24,14 @@ const OPENING: &[u8] = b":\n";
 pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> {
     let mut topics = Vec::new();
     let mut query_token = None;
+    let mut last_event_id = req.headers().get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
     if let Some(q) = req.uri().query() {
         for (k, v) in form_urlencoded::parse(q.as_bytes()) {
             match &*k {
                 "topic" => topics.push(v.into_owned()),
                 "authorization" if query_token.is_none() => query_token = Some(v.into_owned()),
+                // The header wins over the query parameter.
+                "lastEventID" if last_event_id.is_none() => last_event_id = Some(v.into_owned()),
                 _ => {}
             }
         }
@@ -58,16 +61,29 @@ pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> 
     };
 
     let sub = state.hub.new_subscriber(&topics, private_allowed, payload);
-    state.hub.subscribe(&sub);
+    let upto = state.hub.subscribe(&sub);
+
+    let mut prelude = vec![Bytes::from_static(OPENING)];
+    let mut replay_header = None;
+    if let Some(from) = last_event_id.as_deref() {
+        let replay = state.hub.replay(from, upto);
+        prelude.extend(
+            replay.updates.iter().filter(|u| sub.wants(u) && sub.may_receive(u)).map(|u| u.encoded.clone()),
+        );
+        replay_header = Some(replay.last_event_id);
+    }
 
     let deadline = stream_deadline(expires_at, state.settings.write_timeout);
-    let body = SseBody::new(state.hub.clone(), sub, Bytes::from_static(OPENING), deadline);
+    let body = SseBody::new(state.hub.clone(), sub, prelude, deadline);
     let mut resp = Response::new(HubBody::Sse(Box::new(body)));
     *resp.status_mut() = StatusCode::OK;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    if let Some(id) = replay_header.and_then(|id| HeaderValue::from_str(&id).ok()) {
+        h.insert("last-event-id", id);
+    }
     Ok(resp)
 }
 

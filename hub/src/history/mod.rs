@@ -1,0 +1,52 @@
+//! History: the retained window of past updates, replayed to subscribers that reconnect with
+//! `Last-Event-ID` (or `lastEventID`).
+//!
+//! ## Shape
+//! The retained window always lives in memory ([`window::Window`]), so a replay never touches
+//! the disk and never blocks publishing. A durable transport ([`durable`], redb) mirrors every
+//! update to one database file through a single writer thread, and reloads the window from it
+//! at start-up. Retention (count, bytes, age) bounds both the memory and the file.
+//!
+//! ## Ordering with the live stream
+//! Updates are appended to the window under the hub's dispatch lock, before they are fanned
+//! out. A subscription is registered under the same lock and remembers the last sequence
+//! number at that instant; its replay is the part of the window up to that number, and its
+//! queue holds everything after. So replay and live traffic neither overlap nor leave a gap.
+//!
+//! ## Durability
+//! Under the default policy (`fsync=always`) the publisher's `200` is sent only once the update
+//! is fsynced; live subscribers may receive it before that (the fan-out does not wait for the
+//! disk). One fsync covers every update waiting for the writer at that moment (group commit),
+//! so concurrent publishers share the cost. With `fsync=interval`, commits reach the OS at
+//! once and are fsynced every `fsync_interval`: a crash of the machine (not of the process)
+//! can lose that interval.
+//!
+//! ## Other transports
+//! A multi-node transport (Redis) replaces the window's source of truth rather than its
+//! mirror: it would implement [`Persistence`] for durability and feed remote updates to
+//! `Hub::publish`; the window stays the replay cache.
+
+pub mod durable;
+pub mod spec;
+pub mod window;
+
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use crate::update::Update;
+
+pub use spec::{FsyncPolicy, HistorySpec, Retention};
+pub use window::{Replay, Window};
+
+/// The outcome of a durable write: `Ok` once the update is as durable as the policy promises.
+pub type Ack = oneshot::Receiver<Result<(), String>>;
+
+/// Where the window is mirrored for durability.
+pub trait Persistence: Send + Sync {
+    /// Hands over one update (called under the dispatch lock: must not block). `trim_below`
+    /// is the lowest sequence number still retained; everything below may be deleted.
+    fn append(&self, seq: u64, update: &Arc<Update>, trim_below: u64) -> Ack;
+    /// Flushes and stops the writer (shutdown). Blocks until done.
+    fn close(&self);
+}

@@ -1,0 +1,173 @@
+//! The retained window: updates in sequence order, bounded by count, bytes and age, with an
+//! index from update id to sequence number for `Last-Event-ID` look-ups.
+//!
+//! Invariants: `entries` is sorted by `seq` (appends come from under the dispatch lock, in
+//! order); `bytes` is the sum of the retained updates' encoded sizes; `by_id` maps each id to
+//! the sequence number of its latest retained update.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::update::Update;
+
+use super::Retention;
+
+/// What a subscriber asked to resume from.
+pub const EARLIEST: &str = "earliest";
+
+struct Entry {
+    seq: u64,
+    /// Milliseconds since the Unix epoch, for `max_age` (survives restarts, unlike `Instant`).
+    at_ms: u64,
+    update: Arc<Update>,
+}
+
+pub struct Window {
+    entries: VecDeque<Entry>,
+    by_id: HashMap<Box<str>, u64>,
+    bytes: usize,
+    retention: Retention,
+}
+
+/// The part of the window a reconnecting subscriber gets.
+pub struct Replay {
+    /// Updates after the requested one, oldest first, up to the subscription point.
+    pub updates: Vec<Arc<Update>>,
+    /// The `Last-Event-ID` response header: the id of the update preceding the first one
+    /// replayed, or `earliest`.
+    pub last_event_id: String,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Window {
+    pub fn new(retention: Retention) -> Self {
+        Window { entries: VecDeque::new(), by_id: HashMap::new(), bytes: 0, retention }
+    }
+
+    /// Appends an update and trims to the retention bounds. Returns the lowest sequence number
+    /// still retained (everything below it may be deleted from disk).
+    pub fn push(&mut self, seq: u64, update: Arc<Update>, at_ms: u64) -> u64 {
+        self.bytes += update.encoded.len();
+        self.by_id.insert(update.id.clone(), seq);
+        self.entries.push_back(Entry { seq, at_ms, update });
+        self.trim(at_ms);
+        self.low_water(seq)
+    }
+
+    /// The lowest retained sequence number (or `next` when empty).
+    fn low_water(&self, next: u64) -> u64 {
+        self.entries.front().map_or(next, |e| e.seq)
+    }
+
+    fn trim(&mut self, now_ms: u64) {
+        let max_events = self.retention.max_events.unwrap_or(usize::MAX);
+        let oldest_ms = self.retention.max_age.map(|a| now_ms.saturating_sub(a.as_millis() as u64));
+        while let Some(front) = self.entries.front() {
+            let over = self.entries.len() > max_events
+                || self.bytes > self.retention.max_bytes
+                || oldest_ms.is_some_and(|o| front.at_ms < o);
+            if !over {
+                break;
+            }
+            let Some(e) = self.entries.pop_front() else { break };
+            self.bytes -= e.update.encoded.len();
+            if self.by_id.get(&e.update.id) == Some(&e.seq) {
+                self.by_id.remove(&e.update.id);
+            }
+        }
+    }
+
+    /// The updates after `from` (an id, or `earliest`) up to and including sequence `upto`.
+    /// An unknown id replays the whole window: it was trimmed away or never seen here, and
+    /// sending too much is safer than sending nothing.
+    pub fn replay(&self, from: &str, upto: u64) -> Replay {
+        let oldest_ms = self.retention.max_age.map(|a| now_ms().saturating_sub(a.as_millis() as u64));
+        let (after_seq, header) = match (from != EARLIEST).then(|| self.by_id.get(from)).flatten() {
+            Some(seq) => (*seq, from.to_owned()),
+            None => (0, EARLIEST.to_owned()),
+        };
+        // Entries are sorted by seq: skip to the first one after `after_seq`.
+        let start = self.entries.partition_point(|e| e.seq <= after_seq);
+        let updates = self
+            .entries
+            .range(start..)
+            .take_while(|e| e.seq <= upto)
+            .filter(|e| oldest_ms.is_none_or(|o| e.at_ms >= o))
+            .map(|e| e.update.clone())
+            .collect();
+        Replay { updates, last_event_id: header }
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn up(id: &str) -> Arc<Update> {
+        Arc::new(Update::new(id.into(), vec!["t".into()], false, None, None, "d".into()))
+    }
+
+    fn ids(r: &Replay) -> Vec<&str> {
+        r.updates.iter().map(|u| &*u.id).collect()
+    }
+
+    #[test]
+    fn replays_after_an_id_up_to_the_subscription_point() {
+        let mut w = Window::new(Retention { max_events: Some(10), max_bytes: 1 << 20, max_age: None });
+        for (i, id) in ["a", "b", "c", "d"].iter().enumerate() {
+            w.push(i as u64 + 1, up(id), 0);
+        }
+        let r = w.replay("b", 3);
+        assert_eq!(ids(&r), ["c"]);
+        assert_eq!(r.last_event_id, "b");
+        let r = w.replay(EARLIEST, 4);
+        assert_eq!(ids(&r), ["a", "b", "c", "d"]);
+        assert_eq!(r.last_event_id, "earliest");
+        let r = w.replay("unknown", 4);
+        assert_eq!(ids(&r).len(), 4);
+        assert_eq!(r.last_event_id, "earliest");
+    }
+
+    #[test]
+    fn trims_by_count_and_bytes_and_age() {
+        let mut w = Window::new(Retention { max_events: Some(2), max_bytes: 1 << 20, max_age: None });
+        w.push(1, up("a"), 0);
+        w.push(2, up("b"), 0);
+        assert_eq!(w.push(3, up("c"), 0), 2);
+        assert_eq!(w.len(), 2);
+        assert_eq!(w.replay("a", 9).last_event_id, "earliest");
+
+        let one = up("x").encoded.len();
+        let mut w = Window::new(Retention { max_events: None, max_bytes: one * 2, max_age: None });
+        for i in 1..=5 {
+            w.push(i, up("x"), 0);
+        }
+        assert_eq!(w.len(), 2);
+        assert_eq!(w.bytes(), one * 2);
+
+        let mut w = Window::new(Retention {
+            max_events: None,
+            max_bytes: 1 << 20,
+            max_age: Some(std::time::Duration::from_secs(1)),
+        });
+        w.push(1, up("old"), 1_000);
+        w.push(2, up("new"), 5_000);
+        assert_eq!(w.len(), 1);
+    }
+}
