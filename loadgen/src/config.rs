@@ -1,0 +1,285 @@
+//! Command-line and environment configuration of a load run.
+//!
+//! The upstream Gatling load test's environment variables are accepted with their
+//! meaning (`HUB_URL`, `JWT`, `SUBSCRIBER_JWT`, `INITIAL_SUBSCRIBERS`,
+//! `SUBSCRIBERS_RATE_FROM/TO`, `PUBLISHERS_RATE_FROM/TO`, `INJECTION_DURATION`,
+//! `CONNECTION_DURATION`, `RANDOM_CONNECTION_DURATION`, `PRIVATE_UPDATES`); each also
+//! has a flag. Defaults differ where Gatling's suit a one-hour soak rather than a
+//! measurement (documented per field and in the README). A flag beats its variable.
+
+use crate::subscriber::AuthVia;
+use crate::swarm::{DropAction, EndAction};
+use crate::topics::SelectorKind;
+use clap::{ArgAction, Args, ValueEnum};
+use std::path::PathBuf;
+
+/// How subscribers authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SubscriberAuth {
+    /// A JWT in the `Authorization` header when one applies (`SUBSCRIBER_JWT` given, or
+    /// private updates, which fall back to `JWT` or a minted subscriber token).
+    Auto,
+    /// Always send a JWT in `Authorization: Bearer`.
+    Header,
+    /// Always send a JWT in the `mercureAuthorization` cookie.
+    Cookie,
+    /// Anonymous subscribers.
+    None,
+}
+
+/// Accepts Gatling's `true`/`false` and the usual variants.
+fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        other => Err(format!("not a boolean: {other}")),
+    }
+}
+
+/// `mercure-loadgen run`: one load run against one hub.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Full hub URL, as in the Gatling test.
+    #[arg(long, env = "HUB_URL", default_value = "http://127.0.0.1:3000/.well-known/mercure")]
+    pub hub_url: String,
+
+    /// Publisher JWT; minted from --jwt-key when absent.
+    #[arg(long, env = "JWT", hide_env_values = true)]
+    pub jwt: Option<String>,
+
+    /// Subscriber JWT; with private updates it falls back to JWT, then to a token minted
+    /// from --subscriber-jwt-key.
+    #[arg(long, env = "SUBSCRIBER_JWT", hide_env_values = true)]
+    pub subscriber_jwt: Option<String>,
+
+    /// HS256 key to mint the publisher JWT with (claim `publish: ["*"]`).
+    #[arg(long, env = "MERCURE_PUBLISHER_JWT_KEY", hide_env_values = true,
+          default_value = crate::jwt::DEMO_KEY)]
+    pub jwt_key: String,
+
+    /// HS256 key to mint the subscriber JWT with (claim `subscribe: ["*"]`); defaults
+    /// to --jwt-key.
+    #[arg(long, env = "MERCURE_SUBSCRIBER_JWT_KEY", hide_env_values = true)]
+    pub subscriber_jwt_key: Option<String>,
+
+    /// How subscribers present their JWT.
+    #[arg(long, value_enum, default_value_t = SubscriberAuth::Auto)]
+    pub subscriber_auth: SubscriberAuth,
+
+    /// Subscribers connected before publishing starts (Gatling: at once; here ramped at
+    /// --connect-rate).
+    #[arg(long, env = "INITIAL_SUBSCRIBERS", default_value_t = 100)]
+    pub initial_subscribers: u64,
+
+    /// Additional subscribers per second at the start of the injection (Gatling default 2;
+    /// ours 0: a constant population).
+    #[arg(long, env = "SUBSCRIBERS_RATE_FROM", default_value_t = 0.0)]
+    pub subscribers_rate_from: f64,
+
+    /// Additional subscribers per second at the end of the injection (Gatling default 10;
+    /// ours 0).
+    #[arg(long, env = "SUBSCRIBERS_RATE_TO", default_value_t = 0.0)]
+    pub subscribers_rate_to: f64,
+
+    /// Publishes per second at the start (Gatling default 2).
+    #[arg(long, env = "PUBLISHERS_RATE_FROM", default_value_t = 10.0)]
+    pub publishers_rate_from: f64,
+
+    /// Publishes per second at the end (Gatling default 20).
+    #[arg(long, env = "PUBLISHERS_RATE_TO", default_value_t = 10.0)]
+    pub publishers_rate_to: f64,
+
+    /// Seconds of subscriber injection; publishers run for INJECTION_DURATION +
+    /// CONNECTION_DURATION, as in Gatling (Gatling default 3600; ours 10).
+    #[arg(long, env = "INJECTION_DURATION", default_value_t = 10.0)]
+    pub injection_duration: f64,
+
+    /// Seconds a subscriber stays connected; 0 = until the run ends (Gatling default 300).
+    #[arg(long, env = "CONNECTION_DURATION", default_value_t = 0.0)]
+    pub connection_duration: f64,
+
+    /// Draw each subscriber's lifetime uniformly below CONNECTION_DURATION (Gatling
+    /// default true; ours false).
+    #[arg(long, env = "RANDOM_CONNECTION_DURATION", default_value = "false",
+          value_parser = parse_bool, action = ArgAction::Set)]
+    pub random_connection_duration: bool,
+
+    /// Publish private updates (`private=on`); subscribers then get a JWT.
+    #[arg(long, env = "PRIVATE_UPDATES", default_value = "false",
+          value_parser = parse_bool, action = ArgAction::Set)]
+    pub private_updates: bool,
+
+    /// Publish duration in seconds, overriding INJECTION_DURATION + CONNECTION_DURATION.
+    #[arg(long)]
+    pub duration: Option<f64>,
+
+    /// Initial connection ramp, connections per second over all workers (0 = at once).
+    #[arg(long, default_value_t = 5000.0)]
+    pub connect_rate: f64,
+
+    /// Number of topics; publishes pick one with Zipf popularity.
+    #[arg(long, default_value_t = 1)]
+    pub topics: u32,
+
+    /// Zipf exponent of topic popularity (0 = uniform).
+    #[arg(long, default_value_t = 1.0)]
+    pub zipf_s: f64,
+
+    /// Topic IRI prefix: topic k is `{base}/{k}`.
+    #[arg(long, default_value = "https://example.com/loadgen")]
+    pub topic_base: String,
+
+    /// Subscriber selector: one exact topic each (round-robin), the URI template
+    /// `{base}/{id}`, or `*`.
+    #[arg(long, value_enum, default_value_t = SelectorKind::Exact)]
+    pub selector: SelectorKind,
+
+    /// Minimum size of each update's `data`, bytes.
+    #[arg(long, default_value_t = 64)]
+    pub payload_size: usize,
+
+    /// Goose users publishing concurrently (publishes on one topic are serialized anyway).
+    #[arg(long, default_value_t = 4)]
+    pub publishers: usize,
+
+    /// Goose hatch rate: publishers started per second (default: all within a second).
+    #[arg(long)]
+    pub hatch_rate: Option<String>,
+
+    /// Extra goose flags, whitespace-separated (e.g. "--request-log pub.log").
+    #[arg(long, allow_hyphen_values = true)]
+    pub goose_args: Option<String>,
+
+    /// Publish request timeout, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub publish_timeout: f64,
+
+    /// Seconds to wait after the last publish before closing subscribers; also the grace
+    /// for subscribers closed by their lifetime (see the accounting rules).
+    #[arg(long, default_value_t = 2.0)]
+    pub settle: f64,
+
+    /// What a subscriber does when its lifetime ends.
+    #[arg(long, value_enum, default_value_t = EndAction::Close)]
+    pub lifetime_end: EndAction,
+
+    /// What a subscriber does when the hub ends its stream.
+    #[arg(long, value_enum, default_value_t = DropAction::Resume)]
+    pub on_drop: DropAction,
+
+    /// Reconnection delay when the hub sent no `retry:`, ms.
+    #[arg(long, default_value_t = 250)]
+    pub reconnect_delay_ms: u64,
+
+    /// Consecutive failed connection attempts before a subscriber gives up.
+    #[arg(long, default_value_t = 3)]
+    pub connect_retries: u32,
+
+    /// Connect + response headers timeout, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub connect_timeout: f64,
+
+    /// Worker processes (default: enough for --max-conns-per-worker, and 2 from 2,000
+    /// subscribers up).
+    #[arg(long)]
+    pub workers: Option<u32>,
+
+    /// Most subscribers one worker process holds (open-file cap is per process).
+    #[arg(long, default_value_t = 9000)]
+    pub max_conns_per_worker: u64,
+
+    /// Source addresses for workers: `auto` (127.0.0.2, .3, … when the hub is on IPv4
+    /// loopback, else the system's choice), `none`, or a comma-separated list.
+    #[arg(long, default_value = "auto")]
+    pub source_addrs: String,
+
+    /// Hub process id, to sample RSS, CPU and fds from /proc.
+    #[arg(long)]
+    pub hub_pid: Option<u32>,
+
+    /// Hub Prometheus metrics URL, sampled when --hub-pid is not given.
+    #[arg(long)]
+    pub hub_metrics_url: Option<String>,
+
+    /// JSON report path; goose's reports go beside it (`*.goose.html`, `*.goose.json`).
+    #[arg(long, default_value = "loadgen-report.json")]
+    pub report: PathBuf,
+
+    /// No live progress line.
+    #[arg(long)]
+    pub no_progress: bool,
+
+    /// Seed for topic choice and random lifetimes (default: from the clock).
+    #[arg(long)]
+    pub seed: Option<u64>,
+
+    /// Latency SLO in ms; the summary says whether p99 met it.
+    #[arg(long, default_value_t = 100.0)]
+    pub slo_ms: f64,
+}
+
+impl RunArgs {
+    /// Publish duration, seconds.
+    pub fn publish_seconds(&self) -> f64 {
+        self.duration.unwrap_or(self.injection_duration + self.connection_duration).max(0.0)
+    }
+
+    /// How subscribers authenticate, if at all: `(jwt, via)`.
+    pub fn subscriber_credentials(&self) -> Result<Option<(String, AuthVia)>, String> {
+        let via = match self.subscriber_auth {
+            SubscriberAuth::None => return Ok(None),
+            SubscriberAuth::Cookie => AuthVia::Cookie,
+            SubscriberAuth::Auto | SubscriberAuth::Header => AuthVia::Header,
+        };
+        let needed =
+            self.subscriber_auth != SubscriberAuth::Auto || self.subscriber_jwt.is_some() || self.private_updates;
+        if !needed {
+            return Ok(None);
+        }
+        let jwt = match (&self.subscriber_jwt, &self.jwt) {
+            (Some(s), _) => s.clone(),
+            (None, Some(j)) if self.private_updates => j.clone(),
+            _ => crate::jwt::subscriber(self.subscriber_jwt_key.as_deref().unwrap_or(&self.jwt_key))?,
+        };
+        Ok(Some((jwt, via)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn gatling_semantics() {
+        let t = T::parse_from([
+            "x",
+            "--injection-duration",
+            "5",
+            "--connection-duration",
+            "3",
+            "--private-updates",
+            "true",
+            "--jwt",
+            "PUB",
+        ]);
+        assert_eq!(t.run.publish_seconds(), 8.0);
+        // Private updates: subscribers fall back to JWT, in a header.
+        let c = t.run.subscriber_credentials().ok().flatten();
+        assert_eq!(c, Some(("PUB".to_string(), AuthVia::Header)));
+    }
+
+    #[test]
+    fn public_runs_are_anonymous_by_default() {
+        let t = T::parse_from(["x"]);
+        assert_eq!(t.run.subscriber_credentials(), Ok(None));
+        assert!(parse_bool("TRUE").unwrap_or(false));
+        assert!(parse_bool("maybe").is_err());
+    }
+}

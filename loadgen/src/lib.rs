@@ -1,0 +1,48 @@
+//! `mercure-loadgen`: load generator and capacity planner for any Mercure hub.
+//!
+//! It speaks the protocol only (publish = form POST with a JWT, subscribe = SSE GET),
+//! so it loads our hub, dunglas/mercure, or any other implementation alike. Its job is
+//! fan-out latency and exactness: every update carries its send time and a per-topic
+//! sequence number, and every subscriber session is checked against the publish log, so
+//! loss, duplicates and reordering are reported, never absorbed.
+//!
+//! # Layout
+//! - [`config`]: CLI flags and the upstream Gatling test's environment variables.
+//! - [`run`]: the coordinator of one run (phases, Ctrl-C, report).
+//! - [`publisher`]: goose users publishing on an open-model [`schedule`], Zipf
+//!   [`topics`], with the publish log.
+//! - [`worker`]: worker processes and their pipe protocol; [`swarm`]: the subscribers one
+//!   worker owns; [`subscriber`]: one SSE connection with lifetime and reconnection;
+//!   [`sse`]: the event-stream parser; [`payload`]: the stamp in each update.
+//! - [`seqset`] and [`accounting`]: exact expected/delivered/lost bookkeeping.
+//! - [`histo`]: latency histograms; [`hubstats`]: hub RSS/CPU/fds sampling;
+//!   [`progress`]: the live terminal line; [`report`]: the JSON report and summary.
+//! - [`capacity`]: the capacity sweep behind `scripts/capacity` (hub process, sweep,
+//!   summary table, plots).
+//!
+//! # The path of one update
+//! goose user claims publish `i` → waits for its due time → locks topic `k` → stamps
+//! `{run, k, seq, t}` → POST → logs `(start, ack, outcome)` → the hub fans out → each
+//! worker's subscriber parses the SSE event → latency into the worker's histogram, `seq`
+//! into the session's `SeqSet` → at the end, sessions are tallied against the log.
+
+pub mod accounting;
+pub mod capacity;
+pub mod clock;
+pub mod config;
+pub mod histo;
+pub mod http;
+pub mod hubstats;
+pub mod jwt;
+pub mod payload;
+pub mod progress;
+pub mod publisher;
+pub mod report;
+pub mod run;
+pub mod schedule;
+pub mod seqset;
+pub mod sse;
+pub mod subscriber;
+pub mod swarm;
+pub mod topics;
+pub mod worker;

@@ -1,0 +1,481 @@
+//! The coordinator of one load run: plan, workers, publishers, progress, report.
+//!
+//! Sequence: resolve the hub and mint tokens → start the hub sampler (baseline RSS) →
+//! spawn worker processes, which ramp up the initial subscribers → wait until every
+//! initial subscriber connected or gave up → `Start` (arrivals begin) → goose publishes
+//! on schedule → settle → `Stop` (all subscribers close) → send the publish log →
+//! merge the workers' final tallies and histograms → report.
+//!
+//! Ctrl-C at any point stops publishing (goose's killswitch), skips to settle and
+//! `Stop`, and still writes the report, marked `interrupted`. A second Ctrl-C exits at
+//! once (handled in `main`).
+
+use crate::accounting::Tally;
+use crate::clock::now_ns;
+use crate::config::RunArgs;
+use crate::histo;
+use crate::hubstats::{self, HubStats, Sample, Source};
+use crate::publisher::{PublishSpec, Publisher};
+use crate::report::{ConfigEcho, Connections, Delivery, Phases, Publish, Report, SCHEMA, Verdict};
+use crate::schedule::Ramp;
+use crate::swarm::{Control, Progress, SwarmConfig};
+use crate::topics::TopicSpace;
+use crate::worker::WorkerHandle;
+use clap::Parser as _;
+use goose::config::GooseConfiguration;
+use goose::prelude::*;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep};
+
+/// Parses extra goose flags.
+#[derive(clap::Parser)]
+#[command(no_binary_name = true)]
+struct GooseCli {
+    #[command(flatten)]
+    c: GooseConfiguration,
+}
+
+/// Runs one load run; `stop` becomes `true` on Ctrl-C.
+pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Report, String> {
+    let t_start = Instant::now();
+    let started_at_unix_ms = now_ns() / 1_000_000;
+    let uri: hyper::Uri = args.hub_url.parse().map_err(|e| format!("bad HUB_URL {}: {e}", args.hub_url))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(format!(
+            "the subscriber swarm speaks plain http:// only (got {}); point it at the hub's \
+             internal http port or a TLS-terminating proxy's backend",
+            args.hub_url
+        ));
+    }
+    let authority = uri.authority().ok_or("HUB_URL has no host")?.clone();
+    let port = authority.port_u16().unwrap_or(80);
+    let target = resolve(authority.host(), port).await?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let origin = format!("http://{authority}");
+
+    let seed = args.seed.unwrap_or_else(now_ns);
+    let run_id = format!("{:08x}", crate::topics::uniform_from(seed, 17).to_bits() as u32);
+    let pub_jwt = match &args.jwt {
+        Some(j) => j.clone(),
+        None => crate::jwt::publisher(&args.jwt_key)?,
+    };
+    let sub_creds = args.subscriber_credentials()?;
+    let topics = TopicSpace { base: args.topic_base.trim_end_matches('/').to_string(), count: args.topics.max(1) };
+    let publish_s = args.publish_seconds();
+    let arrivals = Ramp::new(
+        args.subscribers_rate_from,
+        args.subscribers_rate_to,
+        Duration::from_secs_f64(args.injection_duration.max(0.0)),
+    );
+    let total_subs = args.initial_subscribers + arrivals.total();
+    let per = args.max_conns_per_worker.max(1);
+    let workers = args
+        .workers
+        .unwrap_or_else(|| {
+            let need = total_subs.div_ceil(per) as u32;
+            need.max(if total_subs >= 2000 { 2 } else { 1 })
+        })
+        .max(1);
+    let sources = source_addrs(&args.source_addrs, target, workers)?;
+
+    // Hub sampler: baseline first, then every second until told to stop.
+    let hub_source = match (args.hub_pid, &args.hub_metrics_url) {
+        (Some(pid), _) => Some(Source::Pid(pid)),
+        (None, Some(url)) => Some(Source::Metrics(url.clone())),
+        _ => None,
+    };
+    let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
+    let (sampler_stop_tx, sampler_stop) = watch::channel(false);
+    let sampler = hub_source.clone().map(|src| {
+        let samples = samples.clone();
+        let mut halt = sampler_stop.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = halt.wait_for(|s| *s) => break,
+                }
+                if let Some(mut s) = hubstats::sample(&src).await {
+                    s.t_s = t_start.elapsed().as_secs_f64();
+                    if let Ok(mut v) = samples.lock() {
+                        v.push(s);
+                    }
+                }
+            }
+            // Final sample.
+            if let Some(mut s) = hubstats::sample(&src).await {
+                s.t_s = t_start.elapsed().as_secs_f64();
+                if let Ok(mut v) = samples.lock() {
+                    v.push(s);
+                }
+            }
+        })
+    });
+    if sampler.is_some() {
+        // Let the baseline sample land before anything connects.
+        sleep(Duration::from_millis(200)).await;
+    }
+
+    // Workers.
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let mut handles = Vec::new();
+    for w in 0..workers {
+        let cfg = SwarmConfig {
+            worker: w,
+            workers,
+            target,
+            host_header: authority.to_string(),
+            path: path.clone(),
+            source_addr: sources.get(w as usize).copied().flatten(),
+            run_id: run_id.clone(),
+            topics: topics.clone(),
+            selector: args.selector,
+            subscriber_jwt: sub_creds.as_ref().map(|c| c.0.clone()),
+            auth_via: sub_creds.as_ref().map_or(crate::subscriber::AuthVia::Header, |c| c.1),
+            private: args.private_updates,
+            initial_total: args.initial_subscribers,
+            connect_rate: args.connect_rate,
+            arrivals,
+            lifetime_s: args.connection_duration.max(0.0),
+            random_lifetime: args.random_connection_duration,
+            lifetime_end: args.lifetime_end,
+            on_drop: args.on_drop,
+            reconnect_delay_ms: args.reconnect_delay_ms,
+            connect_retries: args.connect_retries,
+            connect_timeout_ms: (args.connect_timeout * 1000.0) as u64,
+            settle_ns: (args.settle.max(0.0) * 1e9) as u64,
+            seed,
+        };
+        handles.push(WorkerHandle::spawn(&exe, cfg).await?);
+    }
+
+    let publisher = Publisher::new(PublishSpec {
+        hub_url: args.hub_url.clone(),
+        jwt: pub_jwt,
+        private: args.private_updates,
+        payload_size: args.payload_size,
+        run_id: run_id.clone(),
+        topics: topics.clone(),
+        zipf_s: args.zipf_s,
+        seed,
+        ramp: Ramp::new(args.publishers_rate_from, args.publishers_rate_to, Duration::from_secs_f64(publish_s)),
+        timeout: Duration::from_secs_f64(args.publish_timeout.max(0.001)),
+    });
+
+    let progress = crate::progress::Display::start(
+        !args.no_progress,
+        handles.iter().map(|h| h.view.clone()).collect(),
+        publisher.clone(),
+        total_subs,
+    );
+
+    // Phase 1: initial subscribers.
+    progress.phase("connecting");
+    let connect_budget = Duration::from_secs_f64(
+        args.initial_subscribers as f64 / args.connect_rate.max(1.0)
+            + args.connect_timeout * f64::from(args.connect_retries + 1)
+            + 5.0,
+    );
+    let deadline = Instant::now() + connect_budget;
+    loop {
+        let agg = aggregate(&handles);
+        let settled = agg.initial_connected + agg.initial_failed >= args.initial_subscribers;
+        let all_failed = handles.iter().all(|h| h.view().failed.is_some());
+        if settled || all_failed || *stop.borrow() || Instant::now() >= deadline {
+            break;
+        }
+        tokio::select! {
+            _ = sleep(Duration::from_millis(100)) => {}
+            _ = stop.changed() => {}
+        }
+    }
+    if let Some(err) = handles.iter().find_map(|h| h.view().failed) {
+        progress.finish();
+        return Err(format!("worker failed: {err}"));
+    }
+    let connect_s = t_start.elapsed().as_secs_f64();
+    let initial_held = aggregate(&handles).held;
+
+    // Phase 2: publish.
+    progress.phase("publishing");
+    for h in &mut handles {
+        h.send(&Control::Start).await?;
+    }
+    let t_pub = Instant::now();
+    let pub_window_start = t_start.elapsed().as_secs_f64();
+    let report_base = strip_json(&args.report);
+    let mut goose_reports = Vec::new();
+    if publisher.scheduled() > 0 && !*stop.borrow() {
+        let mut gc = match &args.goose_args {
+            Some(a) => GooseCli::try_parse_from(a.split_whitespace()).map_err(|e| format!("--goose-args: {e}"))?.c,
+            None => GooseConfiguration::default(),
+        };
+        gc.host.get_or_insert(origin);
+        gc.users.get_or_insert(args.publishers.max(1));
+        gc.increase_rate.get_or_insert(args.hatch_rate.clone().unwrap_or_else(|| args.publishers.max(1).to_string()));
+        // Safety net: the schedule ends the run through goose's killswitch.
+        gc.run_time.get_or_insert(format!("{}s", publish_s.ceil() as u64 + args.publish_timeout.ceil() as u64 + 30));
+        gc.no_telnet = true;
+        gc.no_websocket = true;
+        gc.no_reset_metrics = true;
+        gc.no_print_metrics = true;
+        if gc.report_file.is_empty() {
+            gc.report_file =
+                vec![format!("{}.goose.html", report_base.display()), format!("{}.goose.json", report_base.display())];
+        }
+        goose_reports.clone_from(&gc.report_file);
+        let attack = GooseAttack::initialize_with_config(gc)
+            .map_err(|e| format!("goose: {e}"))?
+            .register_scenario(publisher.scenario());
+        publisher.begin();
+        let goose = tokio::spawn(attack.execute());
+        tokio::pin!(goose);
+        let result = loop {
+            tokio::select! {
+                r = &mut goose => break r,
+                _ = stop.wait_for(|s| *s) => {
+                    publisher.stop();
+                    goose::trigger_killswitch("ctrl-c");
+                    // Keep waiting for goose to wind down and write its report.
+                    let r = (&mut goose).await;
+                    break r;
+                }
+            }
+        };
+        match result {
+            Ok(Ok(_metrics)) => {}
+            Ok(Err(e)) => eprintln!("goose ended with an error: {e}"),
+            Err(e) => eprintln!("goose task failed: {e}"),
+        }
+    }
+    let publish_s_real = t_pub.elapsed().as_secs_f64();
+    let pub_window_end = t_start.elapsed().as_secs_f64();
+
+    // Phase 3: settle, stop, tally.
+    progress.phase("settling");
+    if !*stop.borrow() {
+        tokio::select! {
+            _ = sleep(Duration::from_secs_f64(args.settle.max(0.0))) => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+    }
+    let held_at_stop = aggregate(&handles).held;
+    progress.phase("closing");
+    for h in &mut handles {
+        let _ = h.send(&Control::Stop).await;
+    }
+    let log = publisher.log().await;
+    progress.phase("tallying");
+    let log_msg = Control::Log(log);
+    for h in &mut handles {
+        let _ = h.send(&log_msg).await;
+    }
+    let fin_deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let done = handles.iter().all(|h| h.view().fin.is_some() || h.view().exited);
+        if done || Instant::now() >= fin_deadline {
+            break;
+        }
+        sleep(Duration::from_millis(50)).await;
+    }
+    let _ = sampler_stop_tx.send(true);
+    if let Some(s) = sampler {
+        let _ = s.await;
+    }
+    progress.finish();
+
+    // Merge.
+    let mut tally = Tally::default();
+    let mut hist = histo::new();
+    let mut conns = Connections {
+        requested: total_subs,
+        initial_requested: args.initial_subscribers,
+        initial_held,
+        held_at_stop,
+        ..Connections::default()
+    };
+    let (mut events, mut foreign, mut replayed) = (0, 0, 0);
+    let mut missing = Vec::new();
+    for (i, h) in handles.iter().enumerate() {
+        let v = h.view();
+        let Some(f) = v.fin else {
+            missing.push(format!("worker {i}: {}", v.failed.unwrap_or_else(|| "no final report".into())));
+            continue;
+        };
+        tally.add(&f.tally);
+        if let Some(wh) = histo::from_hex(&f.progress.hist) {
+            let _ = hist.add(&wh);
+        }
+        let p = &f.progress;
+        conns.peak_held += p.peak_held;
+        conns.attempts += p.connect_attempts;
+        conns.errors += p.connect_errors;
+        conns.server_drops += p.drops;
+        conns.reconnects += p.reconnects;
+        conns.never_connected += f.never_connected;
+        for (k, v) in f.error_kinds {
+            *conns.error_kinds.entry(k).or_default() += v;
+        }
+        events += p.events;
+        foreign += p.foreign;
+        replayed += p.replayed;
+    }
+    for h in handles {
+        h.finish().await;
+    }
+    if !missing.is_empty() {
+        return Err(format!("incomplete run, workers missing: {}", missing.join("; ")));
+    }
+    let (resp_h, lag_h) = publisher.histograms();
+    let accepted = publisher.accepted.load(std::sync::atomic::Ordering::Relaxed);
+    let latency = histo::summary(&hist);
+    let hub = hub_source.as_ref().map(|src| {
+        let v = samples.lock().map(|v| v.clone()).unwrap_or_default();
+        HubStats::from_samples(src, v, conns.peak_held, (pub_window_start, pub_window_end))
+    });
+    let zero_loss = tally.lost == 0;
+    let p99_ok = latency.count > 0 && latency.p99 < args.slo_ms;
+    let all_connected = initial_held >= args.initial_subscribers && conns.errors == 0;
+    let report = Report {
+        schema: SCHEMA.into(),
+        loadgen_version: env!("CARGO_PKG_VERSION").into(),
+        run_id,
+        started_at_unix_ms,
+        interrupted: *stop.borrow(),
+        config: ConfigEcho {
+            hub_url: args.hub_url.clone(),
+            topics: topics.count,
+            zipf_s: args.zipf_s,
+            selector: format!("{:?}", args.selector).to_lowercase(),
+            private_updates: args.private_updates,
+            subscriber_auth: match &sub_creds {
+                None => "none".into(),
+                Some((_, via)) => format!("{via:?}").to_lowercase(),
+            },
+            payload_size: args.payload_size,
+            publish_rate_from: args.publishers_rate_from,
+            publish_rate_to: args.publishers_rate_to,
+            publish_duration_s: publish_s,
+            initial_subscribers: args.initial_subscribers,
+            subscribers_rate_from: args.subscribers_rate_from,
+            subscribers_rate_to: args.subscribers_rate_to,
+            connection_duration_s: args.connection_duration,
+            random_connection_duration: args.random_connection_duration,
+            lifetime_end: format!("{:?}", args.lifetime_end).to_lowercase(),
+            on_drop: format!("{:?}", args.on_drop).to_lowercase(),
+            publishers: args.publishers,
+            workers,
+            source_addrs: sources.iter().map(|s| s.map_or("auto".into(), |a| a.to_string())).collect(),
+            settle_s: args.settle,
+            slo_ms: args.slo_ms,
+        },
+        phases: Phases {
+            connect_s,
+            publish_s: publish_s_real,
+            settle_s: args.settle,
+            total_s: t_start.elapsed().as_secs_f64(),
+        },
+        connections: conns,
+        publish: Publish {
+            scheduled: publisher.scheduled(),
+            accepted,
+            rejected: publisher.rejected.load(std::sync::atomic::Ordering::Relaxed),
+            unknown: publisher.unknown.load(std::sync::atomic::Ordering::Relaxed),
+            rate_per_s: accepted as f64 / publish_s_real.max(1e-9),
+            response_ms: histo::summary(&resp_h),
+            lag_ms: histo::summary(&lag_h),
+        },
+        delivery: Delivery {
+            loss_ratio: if tally.expected > 0 { tally.lost as f64 / tally.expected as f64 } else { 0.0 },
+            deliveries_per_s: tally.delivered as f64 / publish_s_real.max(1e-9),
+            tally,
+            events_received: events,
+            foreign,
+            replayed,
+        },
+        latency_ms: latency,
+        hub,
+        verdict: Verdict {
+            p99_within_slo: p99_ok,
+            zero_loss,
+            all_connected,
+            pass: p99_ok && zero_loss && all_connected,
+        },
+        goose_reports,
+    };
+    write_report(&args.report, &report)?;
+    Ok(report)
+}
+
+/// Writes the JSON report, creating parent directories.
+pub fn write_report(path: &Path, r: &Report) -> Result<(), String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let json = serde_json::to_vec_pretty(r).map_err(|e| e.to_string())?;
+    std::fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn strip_json(p: &Path) -> PathBuf {
+    match p.extension() {
+        Some(e) if e == "json" => p.with_extension(""),
+        _ => p.to_path_buf(),
+    }
+}
+
+async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> =
+        tokio::net::lookup_host((host, port)).await.map_err(|e| format!("cannot resolve {host}: {e}"))?.collect();
+    addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied().ok_or_else(|| format!("{host} resolves to nothing"))
+}
+
+/// Source address per worker (`None`: let the system choose).
+fn source_addrs(spec: &str, target: SocketAddr, workers: u32) -> Result<Vec<Option<IpAddr>>, String> {
+    match spec {
+        "none" => Ok(vec![None; workers as usize]),
+        "auto" => Ok((0..workers)
+            .map(|w| match target.ip() {
+                IpAddr::V4(v4) if v4.is_loopback() => {
+                    // 127.0.0.2 .. 127.0.0.254, wrapping: each holds ~28k source ports.
+                    Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + (w % 253) as u8)))
+                }
+                _ => None,
+            })
+            .collect()),
+        list => {
+            let parsed: Result<Vec<IpAddr>, _> = list.split(',').map(|s| s.trim().parse::<IpAddr>()).collect();
+            let parsed = parsed.map_err(|e| format!("--source-addrs: {e}"))?;
+            if parsed.is_empty() {
+                return Err("--source-addrs: empty list".into());
+            }
+            Ok((0..workers as usize).map(|w| Some(parsed[w % parsed.len()])).collect())
+        }
+    }
+}
+
+/// Sum of the workers' live counters.
+pub fn aggregate(handles: &[WorkerHandle]) -> Progress {
+    let mut a = Progress::default();
+    for h in handles {
+        let p = h.view().progress;
+        a.held += p.held;
+        a.peak_held += p.peak_held;
+        a.initial_connected += p.initial_connected;
+        a.initial_failed += p.initial_failed;
+        a.connect_attempts += p.connect_attempts;
+        a.connects += p.connects;
+        a.connect_errors += p.connect_errors;
+        a.drops += p.drops;
+        a.reconnects += p.reconnects;
+        a.events += p.events;
+        a.foreign += p.foreign;
+        a.replayed += p.replayed;
+    }
+    a
+}

@@ -1,0 +1,355 @@
+//! One simulated subscriber: a long-lived SSE connection, with lifetime and reconnection.
+//!
+//! A subscriber connects (hyper HTTP/1.1 client over a `TcpStream` bound to the worker's
+//! source address), checks for `200 text/event-stream`, then reads events until one of:
+//! the run stops, its lifetime ends, or the hub ends the stream. What happens next is
+//! configured: at lifetime end `close` (the Gatling model: the subscriber leaves),
+//! `reconnect` (a fresh connection: a new session) or `resume` (reconnect with
+//! `Last-Event-ID`: same session, replay owed); when the hub drops it, `resume`,
+//! `reconnect` or `stop`.
+//!
+//! Per event it decodes the payload stamp, records publish→receive latency in the
+//! worker's histogram (only for updates published while this connection was up: replays
+//! are counted, not timed) and inserts the sequence number in the session's
+//! [`SeqSet`](crate::seqset::SeqSet). All shared state lives in the single-threaded
+//! worker's [`Shard`], borrowed briefly and never across an `.await`.
+
+use crate::accounting::SessionRecord;
+use crate::clock::now_ns;
+use crate::payload;
+use crate::sse::Parser;
+use crate::swarm::{DropAction, EndAction, Shard};
+use crate::topics::Selector;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+use tokio::net::{TcpSocket, TcpStream};
+use tokio::time::{Instant, sleep, sleep_until, timeout};
+
+/// What a subscriber hands back when it is done.
+#[derive(Debug)]
+pub struct SubscriberResult {
+    /// Global subscriber index.
+    pub index: u64,
+    /// Its sessions, oldest first.
+    pub sessions: Vec<SessionRecord>,
+}
+
+/// Why a connection ended.
+enum Ended {
+    /// The run is stopping.
+    Stop,
+    /// The subscriber's lifetime is over.
+    Lifetime,
+    /// The hub ended the stream (or it broke).
+    Dropped,
+}
+
+type Conn = http1::Connection<TokioIo<TcpStream>, Empty<Bytes>>;
+
+/// Runs one subscriber from its start time to the end of the run.
+///
+/// Session rules (what the accounting relies on): a session opens at the first
+/// connection's headers and is ended only by the subscriber's own choices — the run
+/// stopping, or its lifetime ending without `resume` — at that moment minus the grace.
+/// A hub drop never ends a session: the subscriber meant to stay, so what it misses
+/// until it is back (or until its intended end, with `--on-drop stop`, or after its
+/// reconnections failed) is the hub's loss, unless a `Last-Event-ID` replay brings it.
+pub async fn run(
+    shard: Rc<Shard>,
+    index: u64,
+    selector: Selector,
+    start_at: Instant,
+    lifetime: Option<Duration>,
+    initial: bool,
+) -> SubscriberResult {
+    let mut stop = shard.stop.clone();
+    let mut sessions: Vec<SessionRecord> = Vec::new();
+    let mut result = SubscriberResult { index, sessions: Vec::new() };
+    tokio::select! {
+        _ = sleep_until(start_at) => {}
+        _ = stop.wait_for(|s| *s) => return result,
+    }
+    let grace = shard.cfg.settle_ns;
+    let mut last_id: Option<String> = None;
+    // Send Last-Event-ID on the next connection.
+    let mut resume = false;
+    // The next connection opens a new session.
+    let mut fresh = true;
+    let mut deadline: Option<Instant> = None;
+    let mut failures = 0u32;
+    loop {
+        if *stop.borrow() {
+            end_session(&mut sessions, fresh, now_ns().saturating_sub(grace));
+            break;
+        }
+        let connected = tokio::select! {
+            c = connect(&shard, &selector, if resume { last_id.as_deref() } else { None }) => c,
+            _ = stop.wait_for(|s| *s) => continue,
+        };
+        let (resp, mut conn) = match connected {
+            Ok(x) => {
+                failures = 0;
+                x
+            }
+            Err(kind) => {
+                shard.connect_failed(&kind);
+                failures += 1;
+                if failures > shard.cfg.connect_retries {
+                    // Gave up. An open session stays owed until its intended end.
+                    if !fresh {
+                        let end = intended_end(&mut stop, deadline).await;
+                        end_session(&mut sessions, fresh, end.saturating_sub(grace));
+                    }
+                    break;
+                }
+                let wait = backoff(shard.cfg.reconnect_delay_ms, failures);
+                tokio::select! {
+                    _ = sleep(wait) => {}
+                    _ = stop.wait_for(|s| *s) => {}
+                }
+                continue;
+            }
+        };
+        let connected_at = now_ns();
+        if sessions.is_empty() {
+            shard.first_connect(initial);
+        }
+        if fresh {
+            sessions.push(SessionRecord { start: connected_at, end: connected_at, received: Default::default() });
+            fresh = false;
+        }
+        if deadline.is_none() {
+            deadline = lifetime.map(|l| Instant::now() + l);
+        }
+        shard.connected();
+        let mut parser = Parser::new();
+        let mut body = resp.into_body();
+        let mut conn_done = false;
+        let ended = {
+            // Both futures are created once per connection: re-arming a timer per
+            // event would cost a timer-wheel insertion per delivery.
+            let stop_wait = stop.wait_for(|s| *s);
+            tokio::pin!(stop_wait);
+            let life = sleep_until(deadline.unwrap_or_else(far_future));
+            tokio::pin!(life);
+            loop {
+                let frame = tokio::select! {
+                    biased;
+                    _ = &mut stop_wait => break Ended::Stop,
+                    _ = &mut life => break Ended::Lifetime,
+                    r = &mut conn, if !conn_done => { conn_done = true; let _ = r; continue; }
+                    f = body.frame() => f,
+                };
+                let Some(Ok(frame)) = frame else {
+                    break Ended::Dropped;
+                };
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                let Some(session) = sessions.last_mut() else {
+                    break Ended::Dropped;
+                };
+                let fed = parser.feed(&data, |ev, _id| on_event(&shard, session, connected_at, ev));
+                if fed.is_err() {
+                    break Ended::Dropped;
+                }
+            }
+        };
+        if let Some(id) = parser.last_event_id() {
+            last_id = Some(id.to_owned());
+        }
+        drop(body);
+        drop(conn);
+        let closed_at = now_ns();
+        shard.disconnected();
+        match ended {
+            Ended::Stop => {
+                end_session(&mut sessions, false, closed_at.saturating_sub(grace));
+                break;
+            }
+            Ended::Lifetime => {
+                deadline = lifetime.map(|l| Instant::now() + l);
+                match shard.cfg.lifetime_end {
+                    EndAction::Close => {
+                        end_session(&mut sessions, false, closed_at.saturating_sub(grace));
+                        break;
+                    }
+                    EndAction::Resume if last_id.is_some() => {
+                        // Same session: the hub owes the replay of the gap.
+                        resume = true;
+                    }
+                    EndAction::Resume | EndAction::Reconnect => {
+                        end_session(&mut sessions, false, closed_at.saturating_sub(grace));
+                        resume = false;
+                        fresh = true;
+                        last_id = None;
+                    }
+                }
+            }
+            Ended::Dropped => {
+                shard.dropped();
+                match shard.cfg.on_drop {
+                    DropAction::Stop => {
+                        let end = intended_end(&mut stop, deadline).await;
+                        end_session(&mut sessions, false, end.saturating_sub(grace));
+                        break;
+                    }
+                    DropAction::Reconnect => resume = false,
+                    DropAction::Resume => resume = last_id.is_some(),
+                }
+            }
+        }
+        shard.reconnecting();
+        let wait = Duration::from_millis(parser.retry_ms.unwrap_or(shard.cfg.reconnect_delay_ms));
+        tokio::select! {
+            _ = sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => {}
+        }
+    }
+    if sessions.is_empty() {
+        shard.gave_up(initial);
+    }
+    result.sessions = sessions;
+    result
+}
+
+/// Sets the current session's end, unless no session is open.
+fn end_session(sessions: &mut [SessionRecord], fresh: bool, end: u64) {
+    if fresh {
+        return;
+    }
+    if let Some(s) = sessions.last_mut() {
+        s.end = end.max(s.start);
+    }
+}
+
+/// Waits until the subscriber would have closed by itself (run stop or lifetime end);
+/// returns that time.
+async fn intended_end(stop: &mut tokio::sync::watch::Receiver<bool>, deadline: Option<Instant>) -> u64 {
+    tokio::select! {
+        _ = stop.wait_for(|s| *s) => {}
+        _ = sleep_until(deadline.unwrap_or_else(far_future)) => {}
+    }
+    now_ns()
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365)
+}
+
+fn backoff(base_ms: u64, failures: u32) -> Duration {
+    Duration::from_millis(base_ms.saturating_mul(1 << failures.min(6)).min(10_000))
+}
+
+fn on_event(shard: &Shard, session: &mut SessionRecord, connected_at: u64, data: &[u8]) {
+    let now = now_ns();
+    let mut live = shard.live.borrow_mut();
+    live.p.events += 1;
+    let Some(stamp) = payload::decode(data) else {
+        live.p.foreign += 1;
+        return;
+    };
+    if stamp.run != shard.cfg.run_id.as_bytes() {
+        live.p.foreign += 1;
+        return;
+    }
+    if stamp.sent_ns >= connected_at {
+        let us = now.saturating_sub(stamp.sent_ns) / 1000;
+        crate::histo::record(&mut live.hist, us);
+    } else {
+        live.p.replayed += 1;
+    }
+    drop(live);
+    session.received.entry(stamp.topic).or_default().insert(stamp.seq);
+}
+
+/// Opens the SSE stream: TCP connect (from the worker's source address), HTTP/1.1
+/// handshake, GET with selectors and credentials, status and content-type check.
+async fn connect(
+    shard: &Shard,
+    selector: &Selector,
+    last_event_id: Option<&str>,
+) -> Result<(hyper::Response<Incoming>, std::pin::Pin<Box<Conn>>), String> {
+    let cfg = &shard.cfg;
+    shard.attempt();
+    let limit = Duration::from_millis(cfg.connect_timeout_ms);
+    let fut = async {
+        let stream = tcp_connect(shard.target, cfg.source_addr).await?;
+        let (mut sender, conn) =
+            http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await.map_err(|_| "handshake".to_string())?;
+        let mut conn = Box::pin(conn);
+        let mut uri = shard.path_base.clone();
+        for (i, q) in selector.query.iter().enumerate() {
+            uri.push(if i == 0 && !shard.path_base.contains('?') { '?' } else { '&' });
+            uri.push_str("topic=");
+            uri.extend(form_urlencoded::byte_serialize(q.as_bytes()));
+        }
+        let mut req = hyper::Request::get(uri)
+            .header(hyper::header::HOST, shard.host_header.as_str())
+            .header(hyper::header::ACCEPT, "text/event-stream")
+            .header(hyper::header::CACHE_CONTROL, "no-cache");
+        if let Some(jwt) = &cfg.subscriber_jwt {
+            req = match cfg.auth_via {
+                AuthVia::Header => req.header(hyper::header::AUTHORIZATION, format!("Bearer {jwt}")),
+                AuthVia::Cookie => req.header(hyper::header::COOKIE, format!("mercureAuthorization={jwt}")),
+            };
+        }
+        if let Some(id) = last_event_id {
+            req = req.header("last-event-id", id);
+        }
+        let req = req.body(Empty::new()).map_err(|_| "request".to_string())?;
+        let resp = tokio::select! {
+            r = sender.send_request(req) => r.map_err(|_| "response".to_string())?,
+            _ = &mut conn => return Err("closed before response".to_string()),
+        };
+        let status = resp.status();
+        if status != hyper::StatusCode::OK {
+            return Err(format!("status {}", status.as_u16()));
+        }
+        let ct = resp.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !ct.starts_with("text/event-stream") {
+            return Err("not an event stream".to_string());
+        }
+        Ok((resp, conn))
+    };
+    match timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err("timeout".to_string()),
+    }
+}
+
+async fn tcp_connect(target: SocketAddr, source: Option<std::net::IpAddr>) -> Result<TcpStream, String> {
+    let sock =
+        if target.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.map_err(|e| io_kind("socket", &e))?;
+    if let Some(src) = source {
+        sock.bind(SocketAddr::new(src, 0)).map_err(|e| io_kind("bind", &e))?;
+    }
+    let stream = sock.connect(target).await.map_err(|e| io_kind("connect", &e))?;
+    stream.set_nodelay(true).ok();
+    Ok(stream)
+}
+
+fn io_kind(what: &str, e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(24) => format!("{what}: too many open files"),
+        Some(99) => format!("{what}: no free source port"),
+        Some(111) => format!("{what}: refused"),
+        _ => format!("{what}: {:?}", e.kind()),
+    }
+}
+
+/// How the subscriber JWT is presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthVia {
+    /// `Authorization: Bearer <jwt>`.
+    Header,
+    /// `Cookie: mercureAuthorization=<jwt>`.
+    Cookie,
+}

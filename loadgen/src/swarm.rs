@@ -1,0 +1,363 @@
+//! A shard of the subscriber swarm: the subscribers one worker process owns.
+//!
+//! The coordinator splits N subscribers over W worker processes (the open-file cap is
+//! per process and loopback source ports are per source address). Worker `w` owns the
+//! global subscriber indices `g` with `g % W == w`: initial subscriber `g` starts at
+//! `g / connect_rate` seconds (so all workers together ramp at `connect_rate`), and
+//! arrival `j` of the `SUBSCRIBERS_RATE_FROM/TO` ramp starts at `Ramp::due(j)` after the
+//! coordinator's `Start`.
+//!
+//! The shard runs on a single-threaded runtime (`LocalSet`): its shared state is a
+//! `RefCell`, borrowed for a few counter updates and never across an `.await`. Protocol
+//! with the coordinator ([`Control`] in, [`WorkerMsg`] out): `Config`, then `Start`
+//! when publishing begins, `Stop` when the run ends (all connections close), then the
+//! publish `Log`, against which every session is tallied ([`crate::accounting`]); the
+//! shard answers with one `Final` message and exits.
+
+use crate::accounting::{IndexedTopic, PublishLog, Tally, tally_session};
+use crate::histo;
+use crate::schedule::Ramp;
+use crate::subscriber::{self, AuthVia, SubscriberResult};
+use crate::topics::{SelectorKind, TopicSpace, uniform_from};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// What a subscriber does when its lifetime ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EndAction {
+    /// Leave (the upstream Gatling test's behaviour).
+    Close,
+    /// Reconnect afresh, without `Last-Event-ID`: a new session.
+    Reconnect,
+    /// Reconnect with `Last-Event-ID`: the hub owes a replay of what was missed.
+    Resume,
+}
+
+/// What a subscriber does when the hub ends its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DropAction {
+    /// Reconnect with `Last-Event-ID` (what browsers' `EventSource` does).
+    Resume,
+    /// Reconnect afresh.
+    Reconnect,
+    /// Stay disconnected: everything published afterwards is counted as lost.
+    Stop,
+}
+
+/// Everything a worker needs, sent by the coordinator as the first control message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SwarmConfig {
+    /// This worker's number and the number of workers.
+    pub worker: u32,
+    /// Number of workers.
+    pub workers: u32,
+    /// Resolved hub address.
+    pub target: SocketAddr,
+    /// `Host` header value.
+    pub host_header: String,
+    /// Path (and query, if any) of the hub URL.
+    pub path: String,
+    /// Source address to bind, if any.
+    pub source_addr: Option<IpAddr>,
+    /// Run id carried in payloads.
+    pub run_id: String,
+    /// Topic space and selector kind.
+    pub topics: TopicSpace,
+    /// Selector kind.
+    pub selector: SelectorKind,
+    /// Subscriber JWT, if subscribers authenticate.
+    pub subscriber_jwt: Option<String>,
+    /// How the JWT is presented.
+    pub auth_via: AuthVia,
+    /// Whether the run publishes private updates.
+    pub private: bool,
+    /// Initial subscribers, all workers together.
+    pub initial_total: u64,
+    /// Initial connection ramp, connections per second, all workers together.
+    pub connect_rate: f64,
+    /// Arrivals after `Start`, all workers together.
+    pub arrivals: Ramp,
+    /// Subscriber lifetime in seconds (0 = until the run stops).
+    pub lifetime_s: f64,
+    /// Draw each lifetime uniformly in `[0, lifetime_s)`.
+    pub random_lifetime: bool,
+    /// At lifetime end.
+    pub lifetime_end: EndAction,
+    /// When the hub drops a subscriber.
+    pub on_drop: DropAction,
+    /// Reconnection delay when the hub sent no `retry:`, ms.
+    pub reconnect_delay_ms: u64,
+    /// Connection attempts given up after this many consecutive failures.
+    pub connect_retries: u32,
+    /// Connect + headers timeout, ms.
+    pub connect_timeout_ms: u64,
+    /// Grace subtracted from client-side closes, ns (see [`crate::accounting`]).
+    pub settle_ns: u64,
+    /// Seed for lifetimes.
+    pub seed: u64,
+}
+
+/// Coordinator → worker.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Control {
+    /// First message.
+    Config(Box<SwarmConfig>),
+    /// Publishing starts: arrivals begin.
+    Start,
+    /// The run ends: close every connection.
+    Stop,
+    /// The publish log, to tally against.
+    Log(PublishLog),
+}
+
+/// Worker → coordinator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum WorkerMsg {
+    /// Periodic snapshot.
+    Progress(Progress),
+    /// Last message.
+    Final(Box<ShardFinal>),
+    /// The worker could not run.
+    Failed {
+        /// Why.
+        error: String,
+    },
+}
+
+/// Live counters of a shard (cumulative).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Progress {
+    /// Connections open now.
+    pub held: u64,
+    /// Most connections open at once.
+    pub peak_held: u64,
+    /// Initial subscribers that connected at least once.
+    pub initial_connected: u64,
+    /// Initial subscribers that gave up without ever connecting.
+    pub initial_failed: u64,
+    /// Connection attempts.
+    pub connect_attempts: u64,
+    /// Successful connections.
+    pub connects: u64,
+    /// Failed connection attempts.
+    pub connect_errors: u64,
+    /// Streams ended by the hub.
+    pub drops: u64,
+    /// Reconnections (after a drop or a lifetime end).
+    pub reconnects: u64,
+    /// Events received (ours or not).
+    pub events: u64,
+    /// Events that were not this run's.
+    pub foreign: u64,
+    /// Our events published before the connection that received them (replays).
+    pub replayed: u64,
+    /// Cumulative latency histogram (µs), [`histo::to_hex`].
+    pub hist: String,
+}
+
+/// A shard's final report.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ShardFinal {
+    /// Final counters.
+    pub progress: Progress,
+    /// Connection errors by kind.
+    pub error_kinds: BTreeMap<String, u64>,
+    /// Delivery accounting.
+    pub tally: Tally,
+    /// Subscribers started.
+    pub subscribers: u64,
+    /// Subscribers that never connected.
+    pub never_connected: u64,
+}
+
+/// Live state shared by the shard's subscribers.
+#[derive(Debug)]
+pub struct Live {
+    /// Counters.
+    pub p: Progress,
+    /// Latency histogram, µs.
+    pub hist: Histogram<u64>,
+    /// Connection errors by kind.
+    pub error_kinds: BTreeMap<String, u64>,
+}
+
+/// The shard: configuration and live state, shared by its subscriber tasks.
+#[derive(Debug)]
+pub struct Shard {
+    /// Configuration.
+    pub cfg: SwarmConfig,
+    /// Hub address.
+    pub target: SocketAddr,
+    /// `Host` header.
+    pub host_header: String,
+    /// Hub path (and query).
+    pub path_base: String,
+    /// Counters and histogram. `RefCell`: the shard is single-threaded; borrows are
+    /// short and never held across `.await`.
+    pub live: RefCell<Live>,
+    /// Becomes `true` when the run stops.
+    pub stop: watch::Receiver<bool>,
+}
+
+impl Shard {
+    pub(crate) fn attempt(&self) {
+        self.live.borrow_mut().p.connect_attempts += 1;
+    }
+    pub(crate) fn connect_failed(&self, kind: &str) {
+        let mut l = self.live.borrow_mut();
+        l.p.connect_errors += 1;
+        *l.error_kinds.entry(kind.to_string()).or_default() += 1;
+    }
+    pub(crate) fn connected(&self) {
+        let mut l = self.live.borrow_mut();
+        l.p.connects += 1;
+        l.p.held += 1;
+        l.p.peak_held = l.p.peak_held.max(l.p.held);
+    }
+    pub(crate) fn first_connect(&self, initial: bool) {
+        if initial {
+            self.live.borrow_mut().p.initial_connected += 1;
+        }
+    }
+    pub(crate) fn gave_up(&self, initial: bool) {
+        if initial {
+            self.live.borrow_mut().p.initial_failed += 1;
+        }
+    }
+    pub(crate) fn disconnected(&self) {
+        let mut l = self.live.borrow_mut();
+        l.p.held = l.p.held.saturating_sub(1);
+    }
+    pub(crate) fn dropped(&self) {
+        self.live.borrow_mut().p.drops += 1;
+    }
+    pub(crate) fn reconnecting(&self) {
+        self.live.borrow_mut().p.reconnects += 1;
+    }
+
+    fn snapshot(&self) -> Progress {
+        let l = self.live.borrow();
+        let mut p = l.p.clone();
+        p.hist = histo::to_hex(&l.hist);
+        p
+    }
+}
+
+/// Runs a shard until the coordinator's `Log` arrives (or its channel closes); every
+/// message for the coordinator goes to `out`. Must run inside a `LocalSet`.
+pub async fn run_shard(
+    cfg: SwarmConfig,
+    mut control: mpsc::UnboundedReceiver<Control>,
+    out: mpsc::UnboundedSender<WorkerMsg>,
+) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let shard = Rc::new(Shard {
+        target: cfg.target,
+        host_header: cfg.host_header.clone(),
+        path_base: cfg.path.clone(),
+        live: RefCell::new(Live { p: Progress::default(), hist: histo::new(), error_kinds: BTreeMap::new() }),
+        stop: stop_rx,
+        cfg,
+    });
+    let cfg = &shard.cfg;
+    let workers = u64::from(cfg.workers.max(1));
+    let w = u64::from(cfg.worker);
+    let mut tasks: JoinSet<SubscriberResult> = JoinSet::new();
+    let t0 = Instant::now();
+    let rate = if cfg.connect_rate > 0.0 { cfg.connect_rate } else { f64::INFINITY };
+    let mut g = w;
+    while g < cfg.initial_total {
+        let at = t0 + Duration::from_secs_f64(g as f64 / rate);
+        spawn_one(&mut tasks, &shard, g, at, true);
+        g += workers;
+    }
+    let mut started = tasks.len() as u64;
+    let mut results: Vec<SubscriberResult> = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    // Phase 1: until Stop (or the coordinator vanishes).
+    loop {
+        tokio::select! {
+            _ = tick.tick() => { let _ = out.send(WorkerMsg::Progress(shard.snapshot())); }
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                // A subscriber that ended early (closed at lifetime end, gave up):
+                // keep its result for the tally.
+                if let Ok(r) = done { results.push(r); }
+            }
+            msg = control.recv() => match msg {
+                Some(Control::Start) => {
+                    let start = Instant::now();
+                    let ramp = cfg.arrivals;
+                    let mut j = w;
+                    while let Some(due) = ramp.due(j) {
+                        spawn_one(&mut tasks, &shard, cfg.initial_total + j, start + due, false);
+                        started += 1;
+                        j += workers;
+                    }
+                }
+                Some(Control::Config(_)) | Some(Control::Log(_)) => {}
+                Some(Control::Stop) | None => break,
+            }
+        }
+    }
+    let _ = stop_tx.send(true);
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(r) = done {
+            results.push(r);
+        }
+    }
+    let _ = out.send(WorkerMsg::Progress(shard.snapshot()));
+    // Phase 2: wait for the publish log.
+    let log = loop {
+        match control.recv().await {
+            Some(Control::Log(log)) => break log,
+            Some(_) => continue,
+            None => break PublishLog::default(),
+        }
+    };
+    let indexed: Vec<IndexedTopic<'_>> = log.topics.iter().map(IndexedTopic::new).collect();
+    let mut tally = Tally::default();
+    let mut never = 0;
+    let owed_private = cfg.subscriber_jwt.is_some();
+    for r in &results {
+        if r.sessions.is_empty() {
+            never += 1;
+        }
+        let matched = cfg.topics.selector_for(cfg.selector, r.index).topics;
+        for s in &r.sessions {
+            tally.add(&tally_session(s, &indexed, matched, cfg.private, owed_private));
+        }
+    }
+    let l = shard.live.borrow();
+    let fin = ShardFinal {
+        progress: shard.snapshot(),
+        error_kinds: l.error_kinds.clone(),
+        tally,
+        subscribers: started,
+        never_connected: never,
+    };
+    let _ = out.send(WorkerMsg::Final(Box::new(fin)));
+}
+
+fn spawn_one(tasks: &mut JoinSet<SubscriberResult>, shard: &Rc<Shard>, g: u64, at: Instant, initial: bool) {
+    let cfg = &shard.cfg;
+    let selector = cfg.topics.selector_for(cfg.selector, g);
+    let lifetime = if cfg.lifetime_s > 0.0 {
+        let l = if cfg.random_lifetime { cfg.lifetime_s * uniform_from(g, cfg.seed) } else { cfg.lifetime_s };
+        Some(Duration::from_secs_f64(l))
+    } else {
+        None
+    };
+    tasks.spawn_local(subscriber::run(shard.clone(), g, selector, at, lifetime, initial));
+}

@@ -1,0 +1,1 @@
+//! Real hub launcher (todo).
