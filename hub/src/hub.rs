@@ -97,7 +97,11 @@ impl Hub {
     }
 
     /// A hub whose history is mirrored to `persistence`, starting from what it `loaded`.
-    pub fn with_persistence(options: HubOptions, persistence: Option<Box<dyn Persistence>>, loaded: Vec<Loaded>) -> Self {
+    pub fn with_persistence(
+        options: HubOptions,
+        persistence: Option<Box<dyn Persistence>>,
+        loaded: Vec<Loaded>,
+    ) -> Self {
         let mut window = Window::new(options.retention.clone());
         let mut last_seq = 0;
         for (seq, at_ms, update) in loaded {
@@ -167,9 +171,7 @@ impl Hub {
     /// Waits for a place among the publishes pending on the durable store (immediate without
     /// one). Hold the permit until the publish's `durable` ack resolves.
     pub async fn admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        if self.persistence.is_none() {
-            return None;
-        }
+        self.persistence.as_ref()?;
         self.admission.clone().acquire_owned().await.ok()
     }
 
@@ -272,5 +274,67 @@ impl Hub {
         for sub in self.registry.snapshot() {
             self.unsubscribe(&sub, CloseReason::Closed);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::task::{Context, Poll, Waker};
+
+    fn up(id: &str, topics: &[&str]) -> Arc<Update> {
+        Arc::new(Update::new(id.into(), topics.iter().map(|t| t.to_string()).collect(), false, None, None, "d".into()))
+    }
+
+    fn drained(sub: &Subscriber) -> String {
+        let mut cx = Context::from_waker(Waker::noop());
+        match sub.queue.poll_drain(&mut cx, usize::MAX) {
+            Poll::Ready(Some(b)) => String::from_utf8_lossy(&b).into_owned(),
+            _ => String::new(),
+        }
+    }
+
+    #[test]
+    fn replay_and_queue_split_exactly_at_the_subscription_point() {
+        let hub = Hub::new(HubOptions::default());
+        hub.publish(up("a", &["t"]));
+        hub.publish(up("b", &["t"]));
+        let sub = hub.new_subscriber(&["t"], None, None);
+        let upto = hub.subscribe(&sub);
+        hub.publish(up("c", &["t"]));
+        let replay: Vec<_> = hub.replay("a", upto).updates.iter().map(|u| u.id.to_string()).collect();
+        assert_eq!(replay, ["b"], "the replay stops at the subscription point");
+        assert_eq!(drained(&sub), "id: c\ndata: d\n\n", "the queue starts right after it");
+    }
+
+    #[test]
+    fn one_delivery_per_update_whatever_the_number_of_matching_paths() {
+        let hub = Hub::new(HubOptions::default());
+        let sub = hub.new_subscriber(&["https://e.com/a", "https://e.com/{x}", "*"], None, None);
+        hub.subscribe(&sub);
+        let d = hub.publish(up("1", &["https://e.com/a", "https://e.com/b"])).dispatched;
+        assert_eq!(d.recipients, 1);
+        assert_eq!(sub.queue.len(), 1);
+    }
+
+    #[test]
+    fn an_overflowing_subscriber_is_evicted_and_the_others_are_not() {
+        let options = HubOptions {
+            queue: QueueLimits { max_events: 2, max_bytes: 1 << 20, stall_timeout: std::time::Duration::ZERO },
+            ..HubOptions::default()
+        };
+        let hub = Hub::new(options);
+        let slow = hub.new_subscriber(&["t"], None, None);
+        let fast = hub.new_subscriber(&["t"], None, None);
+        hub.subscribe(&slow);
+        hub.subscribe(&fast);
+        for i in 0..3 {
+            hub.publish(up(&i.to_string(), &["t"]));
+            drained(&fast);
+        }
+        assert_eq!(slow.queue.closed(), Some(CloseReason::FullEvents));
+        assert_eq!(fast.queue.closed(), None);
+        assert_eq!(hub.metrics.evictions.load(Ordering::Relaxed), 1);
+        assert_eq!(hub.registry().len(), 1, "the evicted subscriber left the registry");
     }
 }

@@ -51,12 +51,7 @@ pub struct SseBody {
 
 impl SseBody {
     pub fn new(hub: Arc<Hub>, sub: Arc<Subscriber>, prelude: Vec<Bytes>, deadline: Option<Instant>) -> Self {
-        SseBody {
-            hub,
-            sub,
-            prelude: prelude.into(),
-            deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
-        }
+        SseBody { hub, sub, prelude: prelude.into(), deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))) }
     }
 }
 

@@ -67,9 +67,7 @@ pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> 
     let mut replay_header = None;
     if let Some(from) = last_event_id.as_deref() {
         let replay = state.hub.replay(from, upto);
-        prelude.extend(
-            replay.updates.iter().filter(|u| sub.wants(u) && sub.may_receive(u)).map(|u| u.encoded.clone()),
-        );
+        prelude.extend(replay.updates.iter().filter(|u| sub.wants(u) && sub.may_receive(u)).map(|u| u.encoded.clone()));
         replay_header = Some(replay.last_event_id);
     }
 
