@@ -27,6 +27,7 @@ use crate::queue::{CloseReason, Push, QueueLimits};
 use crate::registry::Registry;
 use crate::sse;
 use crate::subscriber::Subscriber;
+use crate::subscriptions;
 use crate::topic::{Selector, SelectorCompiler};
 use crate::update::Update;
 
@@ -41,6 +42,8 @@ pub struct HubOptions {
     /// Most publishes waiting for the durable store at once; further publishers wait for a
     /// place (back-pressure from the disk). Default 1024.
     pub max_pending_writes: usize,
+    /// Publish an event when a subscription starts or ends (the `subscriptions` directive).
+    pub subscription_events: bool,
 }
 
 impl Default for HubOptions {
@@ -50,6 +53,7 @@ impl Default for HubOptions {
             max_templates: 10_000,
             retention: Retention::default(),
             max_pending_writes: 1024,
+            subscription_events: false,
         }
     }
 }
@@ -148,11 +152,33 @@ impl Hub {
 
     /// Registers a subscriber. Returns the sequence number of the last update published before
     /// it: every later update reaches its queue, no earlier one does.
+    ///
+    /// With subscription events on, the subscription's "created" events are published right
+    /// after (so they are in the subscriber's own queue if it listens to them).
     pub fn subscribe(&self, sub: &Arc<Subscriber>) -> u64 {
-        let seq = self.dispatch.lock();
-        self.registry.insert(sub);
+        let seq = {
+            let seq = self.dispatch.lock();
+            self.registry.insert(sub);
+            *seq
+        };
         self.metrics.subscribers.fetch_add(1, Ordering::Relaxed);
-        *seq
+        self.announce(sub, true);
+        seq
+    }
+
+    /// Publishes `sub`'s subscription events. Their durability is not awaited: nobody is
+    /// waiting for a 200 here, and they are in the window (for replay) at once.
+    fn announce(&self, sub: &Subscriber, active: bool) {
+        if self.options.subscription_events {
+            for update in subscriptions::events(sub, active) {
+                self.publish(Arc::new(update));
+            }
+        }
+    }
+
+    /// The id of the newest update in the history, if any (the API's `lastEventID`).
+    pub fn last_event_id(&self) -> Option<String> {
+        self.window.lock().last_id()
     }
 
     /// Removes a subscriber (idempotent) and closes its queue.
@@ -162,6 +188,7 @@ impl Hub {
         }
         if self.registry.remove(sub) {
             self.metrics.subscribers.fetch_sub(1, Ordering::Relaxed);
+            self.announce(sub, false);
         }
         if let Some(abort) = sub.conn_abort.get() {
             abort.notify_one();

@@ -15,6 +15,7 @@
 //! - [`update`], [`sse`]: the update and its wire form.
 //! - [`queue`]: the per-subscriber bounded queue; slow-consumer eviction.
 //! - [`subscriber`], [`registry`], [`hub`]: who wants what, and the fan-out.
+//! - [`subscriptions`]: active-subscription events and documents (`subscriptions` directive).
 //! - [`history`]: the retained window for `Last-Event-ID` replay, and its durable store.
 //! - [`server`]: HTTP (hyper), connection ceiling, CORS, graceful shutdown.
 //! - [`startup`]: what the binary does before serving (limits, development mode).
@@ -31,5 +32,6 @@ pub mod server;
 pub mod sse;
 pub mod startup;
 pub mod subscriber;
+pub mod subscriptions;
 pub mod topic;
 pub mod update;

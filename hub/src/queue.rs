@@ -133,7 +133,9 @@ impl Queue {
         }
         let reason = if inner.events.len() >= limits.max_events {
             Some(CloseReason::FullEvents)
-        } else if inner.bytes + event.len() > limits.max_bytes {
+        } else if !inner.events.is_empty() && inner.bytes + event.len() > limits.max_bytes {
+            // The byte bound limits the backlog: one event alone is always accepted, or an
+            // update larger than the bound would evict every subscriber, again on every retry.
             Some(CloseReason::FullBytes)
         } else if !inner.events.is_empty()
             && !limits.stall_timeout.is_zero()
@@ -298,6 +300,8 @@ mod tests {
 
         let q = Queue::new();
         let l = limits(100, 5);
+        assert!(matches!(q.push(&Bytes::from_static(b"abcdefgh"), &l, now), Push::Queued), "one oversized event fits");
+        let q = Queue::new();
         q.push(&Bytes::from_static(b"abc"), &l, now);
         assert!(matches!(q.push(&Bytes::from_static(b"def"), &l, now), Push::Evicted(CloseReason::FullBytes, _)));
     }

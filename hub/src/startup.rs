@@ -88,7 +88,4 @@ pub fn log_settings(settings: &Settings, max_connections: usize) {
     for opt in &t.ignored {
         tracing::info!(option = %opt, "transport option accepted for compatibility; not needed here");
     }
-    if settings.subscriptions {
-        tracing::warn!("directive `subscriptions` accepted but not active yet");
-    }
 }

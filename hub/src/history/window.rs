@@ -106,6 +106,11 @@ impl Window {
         self.entries.len()
     }
 
+    /// The id of the newest retained update.
+    pub fn last_id(&self) -> Option<String> {
+        self.entries.back().map(|e| e.update.id.to_string())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

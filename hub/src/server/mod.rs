@@ -13,9 +13,11 @@
 
 mod body;
 mod cors;
+mod demo;
 mod publish;
 mod response;
 mod subscribe;
+mod subscriptions_api;
 mod ui;
 
 use std::net::SocketAddr;
@@ -66,6 +68,7 @@ impl State {
                 stall_timeout: l.dispatch_timeout,
             },
             retention: settings.transport.retention.clone(),
+            subscription_events: settings.subscriptions,
             ..HubOptions::default()
         };
         let hub = match &settings.transport.path {
@@ -232,10 +235,10 @@ impl Connection {
 async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, peer: SocketAddr) -> Resp {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let is_mercure = path == MERCURE_PATH;
+    let is_mercure = is_under(&path, MERCURE_PATH);
     let headers = if is_mercure { Some(req.headers().clone()) } else { None };
     let result: Result<Resp, Refusal> = match (&method, path.as_str()) {
-        (m, MERCURE_PATH) if cors::is_preflight(m) => cors::preflight(&state.settings.cors_origins, req.headers()),
+        (m, _) if is_mercure && cors::is_preflight(m) => cors::preflight(&state.settings.cors_origins, req.headers()),
         (&Method::GET | &Method::HEAD, MERCURE_PATH) => {
             let http1 = req.version() < Version::HTTP_2;
             subscribe::handle(state, &req).inspect(|resp| {
@@ -249,9 +252,16 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, 
         }
         (&Method::POST, MERCURE_PATH) => publish::handle(state, req).await,
         (_, MERCURE_PATH) => Err(Refusal::new(405, "method not allowed")),
+        (&Method::GET, p) if is_under(p, crate::subscriptions::SUBSCRIPTIONS_PATH) => {
+            subscriptions_api::handle(state, &req)
+        }
+        (&Method::GET, p) if state.settings.demo && is_under(p, demo::DEMO_PATH) => demo::handle(state, &req),
         (&Method::GET, "/healthz") => Ok(response::text(StatusCode::OK, "ok\n")),
         (&Method::GET, "/metrics") => Ok(response::text(StatusCode::OK, state.hub.metrics.render())),
         (&Method::GET, "/") if state.settings.ui => Ok(ui::page()),
+        (&Method::GET, p) if state.settings.ui && p.starts_with("/ui/") => {
+            ui::asset(p).ok_or_else(|| Refusal::new(404, "not found"))
+        }
         _ => Err(Refusal::new(404, "not found")),
     };
     let mut resp = match result {
@@ -277,6 +287,11 @@ fn body_subscriber(resp: &Resp) -> Option<&Arc<crate::subscriber::Subscriber>> {
         HubBody::Sse(s) => Some(s.subscriber()),
         HubBody::Full(_) => None,
     }
+}
+
+/// `path` is `prefix` or below it.
+fn is_under(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The first value of query parameter `name`, percent-decoded.

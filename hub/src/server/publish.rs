@@ -59,6 +59,9 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, 
     let form = parse_form(&bytes);
     let update = validate(state, form)?;
 
+    if update.topics.iter().any(|t| crate::subscriptions::is_reserved_topic(t)) {
+        return Err(Refusal::new(403, "topics under /.well-known/mercure/subscriptions are reserved for the hub"));
+    }
     let allowed = state.hub.compiler().compile_all(&grants.publish);
     if !topic::all_matched(&allowed, &update.topics) {
         return Err(Refusal::new(403, "token not allowed to publish to these topics"));
