@@ -1,0 +1,60 @@
+//! Limits on connections and subscriptions: the connection ceiling answers 503 with
+//! `Retry-After`, and frees its slot when a client leaves; topic count and length bounds.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const TOPIC: &str = "https://example.com/books/1";
+
+#[tokio::test]
+async fn past_max_connections_new_connections_get_503_with_retry_after() {
+    let hub = HubProcess::with_directives("anonymous\nmax_connections 3\nheartbeat 100ms");
+    let mut streams = Vec::new();
+    for _ in 0..3 {
+        streams.push(SseStream::connect(hub.addr(), &subscribe_path(&[TOPIC], &[]), &[]).await);
+    }
+    let refused = request(hub.addr(), "GET", "/healthz", &[], None).await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    let (status, _) = SseStream::status_of(hub.addr(), &subscribe_path(&[TOPIC], &[]), &[]).await;
+    assert_eq!(status, 503);
+    assert!(hub.wait_for_log("refused connection", Duration::from_secs(2)), "logs:\n{}", hub.logs());
+
+    // The three streams still work.
+    let id = publish_after_slot_frees(&hub, &mut streams).await;
+    for s in &mut streams {
+        assert_event(&s.next_event().await, &id, "still here");
+    }
+    assert!(hub.metric("mercure_refused_connections_total").await >= 2);
+}
+
+/// Closes one stream, waits until its slot is free (retrying, as a client would after
+/// `Retry-After`), then publishes to the remaining ones. Returns the update's id.
+async fn publish_after_slot_frees(hub: &HubProcess, streams: &mut Vec<SseStream>) -> String {
+    drop(streams.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let resp = publish(hub.addr(), &publisher_token(&["*"]), &[("topic", TOPIC), ("data", "still here")]).await;
+        if resp.status == 200 {
+            return resp.text();
+        }
+        assert_eq!(resp.status, 503, "{}", resp.text());
+        assert!(Instant::now() < deadline, "the closed stream's slot was never freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn subscriptions_past_the_topic_limits_are_400() {
+    let hub = HubProcess::with_directives("anonymous\nmax_topics 2\nmax_topic_length 40");
+    let addr = hub.addr();
+    assert_eq!(SseStream::status_of(addr, &subscribe_path(&["a", "b", "c"], &[]), &[]).await.0, 400);
+    assert_eq!(SseStream::status_of(addr, &subscribe_path(&[&"t".repeat(41)], &[]), &[]).await.0, 400);
+    assert_eq!(SseStream::status_of(addr, &subscribe_path(&[""], &[]), &[]).await.0, 400);
+    let mut ok = SseStream::connect(addr, &subscribe_path(&["a", &"t".repeat(40)], &[]), &[]).await;
+    let id = publish_ok(addr, &publisher_token(&["*"]), &[("topic", &"t".repeat(40)), ("data", "edge")]).await;
+    assert_event(&ok.next_event().await, &id, "edge");
+}
