@@ -193,6 +193,15 @@ pub struct RunArgs {
     #[arg(long, default_value = "auto")]
     pub source_addrs: String,
 
+    /// Slow-consumer model: each connection stops reading after this many events…
+    #[arg(long)]
+    pub stall_after: Option<u64>,
+
+    /// …for this many milliseconds (once per connection), so the hub's queue for it
+    /// fills up; a hub that evicts it shows up as hub drops and loss.
+    #[arg(long, default_value_t = 5000)]
+    pub stall_ms: u64,
+
     /// Hub process id, to sample RSS, CPU and fds from /proc.
     #[arg(long)]
     pub hub_pid: Option<u32>,

@@ -47,7 +47,7 @@ pub fn from_hex(s: &str) -> Option<Histogram<u64>> {
         return Some(new());
     }
     let b = s.as_bytes();
-    if b.len() % 2 != 0 {
+    if !b.len().is_multiple_of(2) {
         return None;
     }
     let nib = |c: u8| -> Option<u8> {

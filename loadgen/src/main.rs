@@ -22,9 +22,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// One load run (the default when no subcommand is given).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Sweep subscriber counts and publish rates; write results/capacity-<date>/.
-    Capacity(mercure_loadgen::capacity::CapacityArgs),
+    Capacity(Box<mercure_loadgen::capacity::CapacityArgs>),
     /// Internal: one worker process of the subscriber swarm.
     #[command(hide = true)]
     Worker,
@@ -62,9 +62,9 @@ fn main() -> ExitCode {
             }
         },
         Some(Cmd::Capacity(a)) => {
-            with_runtime(|stop| async move { mercure_loadgen::capacity::run(a, stop).await.map(|_| true) })
+            with_runtime(|stop| async move { mercure_loadgen::capacity::run(*a, stop).await.map(|_| true) })
         }
-        Some(Cmd::Run(a)) => run(a),
+        Some(Cmd::Run(a)) => run(*a),
         None => run(cli.run),
     }
 }

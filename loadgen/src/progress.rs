@@ -46,17 +46,15 @@ impl Display {
                 tick.tick().await;
                 n += 1;
                 let (mut held, mut errs, mut events) = (0, 0, 0);
-                let merge = n % 4 == 0;
+                let merge = n.is_multiple_of(4);
                 let mut h = histo::new();
                 for v in &views {
                     if let Ok(v) = v.lock() {
                         held += v.progress.held;
                         errs += v.progress.connect_errors;
                         events += v.progress.events;
-                        if merge {
-                            if let Some(w) = histo::from_hex(&v.progress.hist) {
-                                let _ = h.add(&w);
-                            }
+                        if merge && let Some(w) = histo::from_hex(&v.progress.hist) {
+                            let _ = h.add(&w);
                         }
                     }
                 }
@@ -71,7 +69,7 @@ impl Display {
                 );
                 match &b2 {
                     Some(b) => b.set_message(msg),
-                    None if !quiet && n % 20 == 0 => {
+                    None if !quiet && n.is_multiple_of(20) => {
                         eprintln!("[{:>6.1}s] {msg}", start.elapsed().as_secs_f64())
                     }
                     None => {}

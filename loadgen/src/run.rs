@@ -150,6 +150,8 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
             connect_timeout_ms: (args.connect_timeout * 1000.0) as u64,
             settle_ns: (args.settle.max(0.0) * 1e9) as u64,
             seed,
+            stall_after: args.stall_after,
+            stall_ms: args.stall_ms,
         };
         handles.push(WorkerHandle::spawn(&exe, cfg).await?);
     }
@@ -209,6 +211,9 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
     let t_pub = Instant::now();
     let pub_window_start = t_start.elapsed().as_secs_f64();
     let report_base = strip_json(&args.report);
+    if let Some(dir) = args.report.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
     let mut goose_reports = Vec::new();
     if publisher.scheduled() > 0 && !*stop.borrow() {
         let mut gc = match &args.goose_args {
@@ -235,21 +240,18 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
         publisher.begin();
         let goose = tokio::spawn(attack.execute());
         tokio::pin!(goose);
-        let result = loop {
-            tokio::select! {
-                r = &mut goose => break r,
-                _ = stop.wait_for(|s| *s) => {
-                    publisher.stop();
-                    goose::trigger_killswitch("ctrl-c");
-                    // Keep waiting for goose to wind down and write its report.
-                    let r = (&mut goose).await;
-                    break r;
-                }
+        let result = tokio::select! {
+            r = &mut goose => r,
+            _ = stop.wait_for(|s| *s) => {
+                publisher.stop();
+                goose::trigger_killswitch("ctrl-c");
+                // Keep waiting for goose to wind down and write its report.
+                (&mut goose).await
             }
         };
         match result {
             Ok(Ok(_metrics)) => {}
-            Ok(Err(e)) => eprintln!("goose ended with an error: {e}"),
+            Ok(Err(e)) => eprintln!("goose ended with an error: {e:?}"),
             Err(e) => eprintln!("goose task failed: {e}"),
         }
     }

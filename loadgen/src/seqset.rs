@@ -43,11 +43,11 @@ impl SeqSet {
         }
         // s <= max: duplicate or out of order.
         let i = self.ranges.partition_point(|r| r.1 < s);
-        if let Some(r) = self.ranges.get(i) {
-            if r.0 <= s {
-                self.duplicates += 1;
-                return false;
-            }
+        if let Some(r) = self.ranges.get(i)
+            && r.0 <= s
+        {
+            self.duplicates += 1;
+            return false;
         }
         self.out_of_order += 1;
         // Insert s before ranges[i], merging with neighbours.

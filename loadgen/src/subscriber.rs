@@ -131,6 +131,8 @@ pub async fn run(
         let mut parser = Parser::new();
         let mut body = resp.into_body();
         let mut conn_done = false;
+        let mut n_events = 0u64;
+        let mut stalled = false;
         let ended = {
             // Both futures are created once per connection: re-arming a timer per
             // event would cost a timer-wheel insertion per delivery.
@@ -155,9 +157,20 @@ pub async fn run(
                 let Some(session) = sessions.last_mut() else {
                     break Ended::Dropped;
                 };
-                let fed = parser.feed(&data, |ev, _id| on_event(&shard, session, connected_at, ev));
+                let fed = parser.feed(&data, |ev, _id| {
+                    n_events += 1;
+                    on_event(&shard, session, connected_at, ev)
+                });
                 if fed.is_err() {
                     break Ended::Dropped;
+                }
+                if !stalled && shard.cfg.stall_after.is_some_and(|k| n_events >= k) {
+                    // Slow-consumer model: stop reading; the hub's buffers fill up.
+                    stalled = true;
+                    tokio::select! {
+                        _ = sleep(Duration::from_millis(shard.cfg.stall_ms)) => {}
+                        _ = &mut stop_wait => break Ended::Stop,
+                    }
                 }
             }
         };

@@ -105,6 +105,10 @@ pub struct SwarmConfig {
     pub settle_ns: u64,
     /// Seed for lifetimes.
     pub seed: u64,
+    /// Slow-consumer model: after this many events on a connection, stop reading.
+    pub stall_after: Option<u64>,
+    /// For how long, ms (once per connection).
+    pub stall_ms: u64,
 }
 
 /// Coordinator → worker.

@@ -1,0 +1,120 @@
+//! The loadgen against the real hub on loopback, at small scale: zero loss and sane
+//! latency on a clean run; and, with a tiny per-subscriber queue so the hub evicts
+//! subscribers under a burst, the eviction shows up as hub drops and loss.
+
+mod common;
+
+use common::{f, hub, run_loadgen, scratch, u};
+
+#[test]
+fn two_hundred_subscribers_fifty_updates_per_second_lose_nothing() {
+    let dir = scratch("real-clean");
+    let h = hub::start("", &dir);
+    let pid = h.pid.to_string();
+    let r = run_loadgen(
+        "real-clean",
+        &h.url,
+        &[
+            "--initial-subscribers",
+            "200",
+            "--publishers-rate-from",
+            "50",
+            "--publishers-rate-to",
+            "50",
+            "--duration",
+            "3",
+            "--settle",
+            "1",
+            "--hub-pid",
+            &pid,
+        ],
+    );
+    assert_eq!(u(&r, &["connections", "peak_held"]), 200);
+    assert_eq!(u(&r, &["connections", "errors"]), 0);
+    assert_eq!(u(&r, &["publish", "accepted"]), 150);
+    assert_eq!(u(&r, &["delivery", "expected"]), 200 * 150);
+    assert_eq!(u(&r, &["delivery", "lost"]), 0);
+    assert_eq!(u(&r, &["delivery", "duplicates"]), 0);
+    assert_eq!(u(&r, &["delivery", "out_of_order"]), 0);
+    assert_eq!(u(&r, &["delivery", "unexpected"]), 0);
+    // Sane: a debug-built hub on a shared 2-core CI box still stays well under 1 s.
+    let p99 = f(&r, &["latency_ms", "p99"]);
+    assert!(p99 > 0.0 && p99 < 1000.0, "p99 {p99} ms");
+    assert!(u(&r, &["hub", "rss_max_bytes"]) > 0);
+    assert!(u(&r, &["hub", "fds_max"]) >= 200);
+}
+
+#[test]
+fn private_updates_with_cookie_auth_lose_nothing() {
+    let dir = scratch("real-private");
+    let h = hub::start("", &dir);
+    let r = run_loadgen(
+        "real-private",
+        &h.url,
+        &[
+            "--initial-subscribers",
+            "50",
+            "--publishers-rate-from",
+            "20",
+            "--publishers-rate-to",
+            "20",
+            "--duration",
+            "2",
+            "--settle",
+            "1",
+            "--private-updates",
+            "true",
+            "--subscriber-auth",
+            "cookie",
+            "--topics",
+            "5",
+            "--selector",
+            "template",
+        ],
+    );
+    assert_eq!(r["config"]["subscriber_auth"], "cookie");
+    assert_eq!(u(&r, &["delivery", "expected"]), 50 * 40);
+    assert_eq!(u(&r, &["delivery", "lost"]), 0);
+    assert_eq!(u(&r, &["delivery", "unexpected"]), 0);
+}
+
+#[test]
+fn hub_eviction_of_a_slow_subscriber_is_reported_as_drops_and_loss() {
+    // A small per-subscriber queue, big payloads, and subscribers that stop reading
+    // for 6 s after their first event: the hub evicts them ("queue full"). They do not
+    // come back (--on-drop stop), so every update they were owed after the eviction
+    // must be reported lost, and the eviction itself as a hub drop.
+    let dir = scratch("real-evict");
+    let h = hub::start("subscriber_queue_bytes 262144\nsubscriber_queue_events 16", &dir);
+    let r = run_loadgen(
+        "real-evict",
+        &h.url,
+        &[
+            "--initial-subscribers",
+            "10",
+            "--publishers-rate-from",
+            "50",
+            "--publishers-rate-to",
+            "50",
+            "--duration",
+            "2",
+            "--settle",
+            "5",
+            "--payload-size",
+            "65536",
+            "--stall-after",
+            "1",
+            "--stall-ms",
+            "6000",
+            "--on-drop",
+            "stop",
+        ],
+    );
+    assert_eq!(u(&r, &["delivery", "expected"]), 10 * 100);
+    assert_eq!(u(&r, &["connections", "server_drops"]), 10);
+    let lost = u(&r, &["delivery", "lost"]);
+    assert!(lost > 0, "evicted subscribers must show loss");
+    assert_eq!(u(&r, &["delivery", "sessions_with_loss"]), 10);
+    assert_eq!(u(&r, &["delivery", "delivered"]) + lost, u(&r, &["delivery", "expected"]));
+    assert_eq!(r["verdict"]["zero_loss"], false);
+}
