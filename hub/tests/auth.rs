@@ -233,3 +233,21 @@ async fn a_token_is_refused_from_its_exp_second_on() {
     }
     assert!(accepted.iter().all(|s| *s == (401, 401)), "(publish, subscribe) statuses with exp = now: {accepted:?}");
 }
+
+#[tokio::test]
+async fn subscribers_authenticate_by_cookie_and_a_broken_token_is_never_anonymous() {
+    let hub = HubProcess::with_directives("anonymous");
+    let cookie = format!("mercureAuthorization={}", subscriber_token(&[TOPIC]));
+    // No origin check for subscriptions: GET is a safe method.
+    let mut sub = SseStream::connect(hub.addr(), &subscribe_path(&[TOPIC], &[]), &[("Cookie", &cookie)]).await;
+    let id =
+        publish_ok(hub.addr(), &publisher_token(&["*"]), &[("topic", TOPIC), ("data", "p"), ("private", "on")]).await;
+    assert_event(&sub.next_event().await, &id, "p");
+
+    // With `anonymous`, no token is fine, but a bad token is still refused.
+    let bad = format!("mercureAuthorization={}", hs256("wrong-key", &json!({})));
+    let (status, body) = SseStream::status_of(hub.addr(), &subscribe_path(&[TOPIC], &[]), &[("Cookie", &bad)]).await;
+    assert_eq!(status, 401, "{body}");
+    let query = subscribe_path(&[TOPIC], &[("authorization", "garbage")]);
+    assert_eq!(SseStream::status_of(hub.addr(), &query, &[]).await.0, 401);
+}

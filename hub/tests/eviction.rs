@@ -6,9 +6,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::raw::{drain_until_closed, publish_big, stuck_subscriber};
 use common::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
 
 const SMALL: &str = "https://example.com/small";
 const BIG: &str = "https://example.com/big";
@@ -27,35 +26,6 @@ const QUEUE_BYTES: usize = 1 << 20;
 /// alone would hold about 20 MiB of them (the rest sits in socket buffers).
 const MAX_RSS_GROWTH_KIB: u64 = 10 * 1024;
 
-/// Opens a subscription on a socket with a tiny receive buffer and never reads from it.
-async fn stuck_subscriber(hub: &HubProcess) -> TcpStream {
-    let socket = TcpSocket::new_v4().expect("socket");
-    // Set before connecting, so the window advertised to the hub stays tiny.
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    let mut stream = socket.connect(hub.addr()).await.expect("connect");
-    let path = subscribe_path(&[SMALL, BIG], &[]);
-    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n");
-    stream.write_all(req.as_bytes()).await.expect("send request");
-    stream
-}
-
-/// Reads whatever the hub managed to send, until it closes the connection. Returns the bytes
-/// read; panics if the connection is still open after `timeout`.
-async fn drain_until_closed(stream: &mut TcpStream, timeout: Duration) -> usize {
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut total = 0;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
-            Err(_) => panic!("the stuck connection is still open after {timeout:?} ({total} bytes drained)"),
-            Ok(Ok(0)) => return total,
-            Ok(Ok(n)) => total += n,
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => return total,
-            Ok(Err(e)) => panic!("reading the stuck connection: {e}"),
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_subscriber_is_evicted_and_the_others_miss_nothing() {
     let hub = HubProcess::with_directives(
@@ -66,7 +36,7 @@ async fn a_stuck_subscriber_is_evicted_and_the_others_miss_nothing() {
         ),
     );
     let addr = hub.addr();
-    let mut stuck = stuck_subscriber(&hub).await;
+    let mut stuck = stuck_subscriber(addr, &[SMALL, BIG]).await;
 
     // A thousand readers, connected a few dozen at a time.
     let mut readers = Vec::with_capacity(READERS);
@@ -164,4 +134,28 @@ async fn a_stuck_subscriber_is_evicted_and_the_others_miss_nothing() {
     assert_eq!(open, READERS as u64 + 1, "connections still open");
     let drained = drain_until_closed(&mut stuck, Duration::from_secs(5)).await;
     eprintln!("drained {drained} bytes from the stuck connection before EOF");
+}
+
+#[tokio::test]
+async fn a_queue_left_undrained_past_dispatch_timeout_is_evicted() {
+    // Bounds too large to overflow: only the stall bound can evict.
+    let hub = HubProcess::with_directives(
+        "anonymous\nsubscriber_queue_bytes 268435456\ndispatch_timeout 1s\nheartbeat 200ms\nshutdown_grace 1s\n\
+         transport_url local://local?max_bytes=1048576",
+    );
+    let addr = hub.addr();
+    let mut stuck = stuck_subscriber(addr, &[BIG]).await;
+    let mut reader = SseStream::connect(addr, &subscribe_path(&[SMALL], &[]), &[]).await;
+    assert_eq!(hub.wait_metric("mercure_subscribers", 2, Duration::from_secs(5)).await, 2);
+    // 6 MiB: more than the socket buffers and hyper's buffer absorb, so the queue stays full.
+    publish_big(addr, BIG, BIG_DATA, 24).await;
+
+    // The heartbeats keep pushing to the stalled queue; one of them finds it stalled.
+    assert_eq!(hub.wait_metric("mercure_evictions_total", 1, Duration::from_secs(6)).await, 1, "not evicted");
+    assert!(hub.wait_for_log("dispatch_timeout", Duration::from_secs(2)), "logs:\n{}", hub.logs());
+    drain_until_closed(&mut stuck, Duration::from_secs(5)).await;
+    // The reader, which drains its queue, is not evicted.
+    let id = publish_ok(addr, &publisher_token(&["*"]), &[("topic", SMALL), ("data", "fine")]).await;
+    assert_event(&reader.next_event().await, &id, "fine");
+    assert_eq!(hub.metric("mercure_evictions_total").await, 1);
 }

@@ -37,6 +37,31 @@ async fn sigterm_ends_every_stream_and_exits_0() {
 }
 
 #[tokio::test]
+async fn sigterm_exits_within_the_grace_even_with_a_client_that_never_reads() {
+    let mut hub = HubProcess::with_directives(
+        "anonymous\nshutdown_grace 1s\nsubscriber_queue_bytes 268435456\ndispatch_timeout 0s\n\
+         transport_url local://local?max_bytes=1048576",
+    );
+    let big = "https://example.com/big";
+    let mut stuck = common::raw::stuck_subscriber(hub.addr(), &[big]).await;
+    let mut reader = SseStream::connect(hub.addr(), &subscribe_path(&[TOPIC], &[]), &[]).await;
+    assert_eq!(hub.wait_metric("mercure_subscribers", 2, Duration::from_secs(5)).await, 2);
+    // More than the socket buffers hold: the stuck stream can never finish writing.
+    common::raw::publish_big(hub.addr(), big, 256 * 1024, 16).await;
+
+    let start = Instant::now();
+    hub.terminate();
+    reader.expect_end(Duration::from_secs(5)).await;
+    let status =
+        hub.wait_exit(Duration::from_secs(8)).unwrap_or_else(|| panic!("still running; logs:\n{}", hub.logs()));
+    let took = start.elapsed();
+    assert_eq!(status.code(), Some(0), "logs:\n{}", hub.logs());
+    // shutdown_grace (1 s) plus the server's one-second margin, plus process exit.
+    assert!(took < Duration::from_secs(4), "exit took {took:?} with shutdown_grace 1s");
+    common::raw::drain_until_closed(&mut stuck, Duration::from_secs(5)).await;
+}
+
+#[tokio::test]
 async fn without_any_key_the_hub_runs_in_development_mode_with_a_working_token() {
     let hub = HubProcess::start(&[]);
     assert!(hub.wait_for_log("DEVELOPMENT MODE", Duration::from_secs(2)), "logs:\n{}", hub.logs());

@@ -58,3 +58,39 @@ async fn subscriptions_past_the_topic_limits_are_400() {
     let id = publish_ok(addr, &publisher_token(&["*"]), &[("topic", &"t".repeat(40)), ("data", "edge")]).await;
     assert_event(&ok.next_event().await, &id, "edge");
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hub = HubProcess::with_directives("anonymous\nheader_read_timeout 1s");
+    let mut slow = tokio::net::TcpStream::connect(hub.addr()).await.expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ").await.expect("send");
+    let start = Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "connection still open after 5 s with header_read_timeout 1s");
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(800), "closed after {took:?}, before header_read_timeout");
+    // Other clients are served meanwhile and after.
+    assert_eq!(request(hub.addr(), "GET", "/healthz", &[], None).await.status, 200);
+}
+
+/// A connection that never sends a byte holds a connection slot (and a task, an fd) forever:
+/// hyper-util's `auto` builder sniffs the protocol before hyper's `header_read_timeout` starts,
+/// and that read has no timeout (hyperium/hyper#3756, #3962). `max_connections` such sockets
+/// make the hub answer 503 to everyone.
+#[tokio::test]
+#[ignore = "bug: idle connections are never cut (server/mod.rs Connection::serve, auto builder)"]
+async fn a_connection_that_never_sends_anything_is_disconnected() {
+    use tokio::io::AsyncReadExt;
+    let hub = HubProcess::with_directives("anonymous\nheader_read_timeout 1s\nmax_connections 2");
+    let mut idle = tokio::net::TcpStream::connect(hub.addr()).await.expect("connect");
+    let mut idle2 = tokio::net::TcpStream::connect(hub.addr()).await.expect("connect");
+    let start = Instant::now();
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(4), idle.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "an idle connection is still open after 4 s with header_read_timeout 1s");
+    assert!(start.elapsed() >= Duration::from_millis(800), "idle connection closed after {:?}", start.elapsed());
+    let _ = tokio::time::timeout(Duration::from_secs(1), idle2.read_to_end(&mut buf)).await;
+    assert_eq!(request(hub.addr(), "GET", "/healthz", &[], None).await.status, 200, "slots freed");
+}

@@ -7,6 +7,7 @@
 //!   connection counts are exactly what a test opens).
 //! - [`sse`]: an SSE client on top of it that yields events and comment lines.
 //! - [`tokens`]: JWT signing helpers (HMAC, and PEM keys generated with `openssl`).
+//! - [`raw`]: misbehaving clients (a subscriber that never reads) and big publishes.
 //!
 //! Every wait is bounded: a test that does not get what it waits for fails with a message,
 //! it never hangs.
@@ -15,6 +16,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod http;
+pub mod raw;
 pub mod sse;
 pub mod tokens;
 
