@@ -155,7 +155,6 @@ fn every_directive_has_a_flag_in_help() {
 /// `shutdown_grace` and `header_read_timeout` are directives (config/settings.rs) with no flag
 /// in `Cli` (config/mod.rs), unlike every other setting.
 #[test]
-#[ignore = "bug: no --shutdown-grace / --header-read-timeout flags (config/mod.rs Cli)"]
 fn shutdown_grace_and_header_read_timeout_have_flags() {
     let (code, out) = run_to_exit(&[], &["--help"], Duration::from_secs(10));
     assert_eq!(code, Some(0), "{out}");

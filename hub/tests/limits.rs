@@ -80,7 +80,6 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
 /// and that read has no timeout (hyperium/hyper#3756, #3962). `max_connections` such sockets
 /// make the hub answer 503 to everyone.
 #[tokio::test]
-#[ignore = "bug: idle connections are never cut (server/mod.rs Connection::serve, auto builder)"]
 async fn a_connection_that_never_sends_anything_is_disconnected() {
     use tokio::io::AsyncReadExt;
     let hub = HubProcess::with_directives("anonymous\nheader_read_timeout 1s\nmax_connections 2");

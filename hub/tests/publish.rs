@@ -194,7 +194,6 @@ async fn metrics_count_publishes_and_deliveries() {
 /// (`AssignUUID`) and an empty `retry` means no retry; this hub answers 400 to both. Clients
 /// that always send every field (`id=&retry=`) work with the Go hub and fail here.
 #[tokio::test]
-#[ignore = "bug: empty id/retry are 400 instead of generated id/no retry (server/publish.rs validate)"]
 async fn empty_id_and_retry_fields_behave_as_in_the_go_hub() {
     let hub = HubProcess::with_directives("anonymous");
     let mut sub = SseStream::connect(hub.addr(), &subscribe_path(&[TOPIC], &[]), &[]).await;

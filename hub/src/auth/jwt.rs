@@ -112,6 +112,11 @@ impl Verifier {
                 Some(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs.max(0.0)))
             }
         };
+        // jsonwebtoken compares whole seconds and accepts a token during its `exp` second;
+        // RFC 7519 says it must be refused on or after `exp`.
+        if expires_at.is_some_and(|t| t <= SystemTime::now()) {
+            return Err(AuthError::Expired);
+        }
         Ok(Grants {
             publish: mercure.publish.unwrap_or_default(),
             subscribe: mercure.subscribe.unwrap_or_default(),

@@ -89,6 +89,12 @@ pub struct Cli {
     /// Most bytes waiting for one subscriber before it is evicted (directive `subscriber_queue_bytes`) [default: 4194304]
     #[arg(long)]
     pub subscriber_queue_bytes: Option<usize>,
+    /// Time allowed to send request headers (directive `header_read_timeout`) [default: 10s]
+    #[arg(long, value_parser = duration_arg)]
+    pub header_read_timeout: Option<Duration>,
+    /// Time streams get to finish at shutdown and after eviction (directive `shutdown_grace`) [default: 5s]
+    #[arg(long, value_parser = duration_arg)]
+    pub shutdown_grace: Option<Duration>,
     /// Log format: `text` or `json`
     #[arg(long, env = "MERCURE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -154,6 +160,8 @@ impl Cli {
         l.max_topic_length = self.max_topic_length.unwrap_or(l.max_topic_length);
         l.queue_events = self.subscriber_queue_events.unwrap_or(l.queue_events);
         l.queue_bytes = self.subscriber_queue_bytes.unwrap_or(l.queue_bytes);
+        l.header_read_timeout = self.header_read_timeout.unwrap_or(l.header_read_timeout);
+        l.shutdown_grace = self.shutdown_grace.unwrap_or(l.shutdown_grace);
         s.validate()
     }
 }

@@ -39,6 +39,12 @@ pub struct Replay {
     pub last_event_id: String,
 }
 
+/// What one retained update costs in memory, as counted against `max_bytes`: its wire form and
+/// its data (kept for the durable store and the API), topics and id.
+fn footprint(update: &Update) -> usize {
+    update.encoded.len() + update.data.len() + update.id.len() + update.topics.iter().map(|t| t.len()).sum::<usize>()
+}
+
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
@@ -51,7 +57,7 @@ impl Window {
     /// Appends an update and trims to the retention bounds. Returns the lowest sequence number
     /// still retained (everything below it may be deleted from disk).
     pub fn push(&mut self, seq: u64, update: Arc<Update>, at_ms: u64) -> u64 {
-        self.bytes += update.encoded.len();
+        self.bytes += footprint(&update);
         self.by_id.insert(update.id.clone(), seq);
         self.entries.push_back(Entry { seq, at_ms, update });
         self.trim(at_ms);
@@ -74,7 +80,7 @@ impl Window {
                 break;
             }
             let Some(e) = self.entries.pop_front() else { break };
-            self.bytes -= e.update.encoded.len();
+            self.bytes -= footprint(&e.update);
             if self.by_id.get(&e.update.id) == Some(&e.seq) {
                 self.by_id.remove(&e.update.id);
             }
@@ -158,7 +164,7 @@ mod tests {
         assert_eq!(w.len(), 2);
         assert_eq!(w.replay("a", 9).last_event_id, "earliest");
 
-        let one = up("x").encoded.len();
+        let one = footprint(&up("x"));
         let mut w = Window::new(Retention { max_events: None, max_bytes: one * 2, max_age: None });
         for i in 1..=5 {
             w.push(i, up("x"), 0);

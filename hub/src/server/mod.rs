@@ -14,6 +14,7 @@
 mod body;
 mod cors;
 mod demo;
+mod native;
 mod publish;
 mod response;
 mod subscribe;
@@ -204,8 +205,28 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(mut self, stream: TcpStream, peer: SocketAddr) {
-        self.state.hub.metrics.connections.fetch_add(1, Ordering::Relaxed);
+    async fn serve(self, mut stream: TcpStream, peer: SocketAddr) {
+        let metrics = &self.state.hub.metrics;
+        metrics.connections.fetch_add(1, Ordering::Relaxed);
+        let limits = &self.state.settings.limits;
+        match native::sniff(&mut stream, limits.header_read_timeout, MERCURE_PATH).await {
+            Ok(native::Sniffed::Subscribe(req)) => {
+                let version = req.version();
+                let result = subscribe::handle(&self.state, &req);
+                let resp = finish(&self.state, &Method::GET, req.uri().path(), peer, Some(req.headers()), result);
+                drop(req);
+                native::respond(&mut stream, version, resp, limits.shutdown_grace).await;
+            }
+            // Boxed: hyper's connection state is large, and an idle subscriber's task must not
+            // be sized for it.
+            Ok(native::Sniffed::Other(prefix)) => Box::pin(self.serve_hyper(prefix, stream, peer)).await,
+            Err(e) => tracing::debug!(%peer, error = %e, "connection closed before a request"),
+        }
+        metrics.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Everything but natively served subscriptions: hyper, HTTP/1.1 or h2c.
+    async fn serve_hyper(&self, prefix: Vec<u8>, stream: TcpStream, peer: SocketAddr) {
         let abort = Arc::new(Notify::new());
         let state = self.state.clone();
         let svc_abort = abort.clone();
@@ -215,20 +236,21 @@ impl Connection {
             async move { Ok::<_, std::convert::Infallible>(route(&state, req, &abort, peer).await) }
         });
         let grace = self.state.settings.limits.shutdown_grace;
-        let conn = self.builder.serve_connection(TokioIo::new(stream), service);
+        let io = TokioIo::new(native::Prefixed::new(prefix, stream));
+        let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);
+        let mut stop = self.stop.clone();
         tokio::select! {
             _ = conn.as_mut() => {}
             _ = abort.notified() => {
                 conn.as_mut().graceful_shutdown();
                 let _ = tokio::time::timeout(grace, conn.as_mut()).await;
             }
-            _ = async { let _ = self.stop.wait_for(|s| *s).await; } => {
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => {
                 conn.as_mut().graceful_shutdown();
                 let _ = tokio::time::timeout(grace, conn.as_mut()).await;
             }
         }
-        self.state.hub.metrics.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -264,6 +286,19 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, 
         }
         _ => Err(Refusal::new(404, "not found")),
     };
+    finish(state, &method, &path, peer, headers.as_ref(), result)
+}
+
+/// Turns a handler's result into the response: refusals are counted, logged (one line each)
+/// and given their one-line body; responses under the hub endpoint get CORS headers.
+fn finish(
+    state: &State,
+    method: &Method,
+    path: &str,
+    peer: SocketAddr,
+    cors_headers: Option<&hyper::HeaderMap>,
+    result: Result<Resp, Refusal>,
+) -> Resp {
     let mut resp = match result {
         Ok(r) => r,
         Err(refusal) => {
@@ -276,8 +311,8 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, 
             r
         }
     };
-    if let Some(h) = headers {
-        cors::decorate(&state.settings.cors_origins, &h, resp.headers_mut());
+    if let Some(h) = cors_headers {
+        cors::decorate(&state.settings.cors_origins, h, resp.headers_mut());
     }
     resp
 }

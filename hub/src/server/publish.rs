@@ -109,10 +109,11 @@ fn validate(state: &State, f: Form) -> Result<Update, Refusal> {
     if f.topics.iter().any(|t| t.is_empty() || t.len() > limits.max_topic_length) {
         return Err(Refusal::bad_request(format!("topic empty or longer than {} bytes", limits.max_topic_length)));
     }
-    let id = match f.id {
+    // As the Go hub reads them (`PostForm.Get`), an empty id or retry means none.
+    let id = match f.id.filter(|id| !id.is_empty()) {
         Some(id) if id.starts_with('#') => return Err(Refusal::bad_request("id must not start with #")),
-        Some(id) if id.is_empty() || id.len() > limits.max_topic_length || crate::sse::has_line_break(&id) => {
-            return Err(Refusal::bad_request("id empty, too long or multi-line"));
+        Some(id) if id.len() > limits.max_topic_length || crate::sse::has_line_break(&id) => {
+            return Err(Refusal::bad_request("id too long or multi-line"));
         }
         Some(id) => id,
         None => Update::generate_id(),
@@ -122,7 +123,7 @@ fn validate(state: &State, f: Form) -> Result<Update, Refusal> {
     {
         return Err(Refusal::bad_request("type too long or multi-line"));
     }
-    let retry = match f.retry {
+    let retry = match f.retry.filter(|r| !r.trim().is_empty()) {
         None => None,
         Some(r) => {
             Some(r.trim().parse::<u64>().map_err(|_| Refusal::bad_request("retry must be a non-negative integer"))?)

@@ -1,0 +1,294 @@
+//! HTTP/1.x subscriptions served without hyper's connection machinery.
+//!
+//! Why: a subscriber connection carries one request and then one endless response. hyper's
+//! HTTP/1 connection keeps an 8 KiB read buffer and an 8 KiB header buffer (its minimum) plus
+//! its state machine for the connection's whole life; measured, ~32 KiB of RSS per idle
+//! subscriber. Here the request head is read into a buffer that is freed once parsed, and the
+//! stream is written straight from the subscriber's queue, which keeps an idle subscriber to
+//! its queue, its registry entries and this task.
+//!
+//! Every connection starts here: its head is read (bounded in size and time) and parsed with
+//! `httparse`, hyper's own parser. An HTTP/1.x `GET /.well-known/mercure` is served by this
+//! module; anything else (publishes, the API, HTTP/2 prior knowledge, `HEAD`) is handed to
+//! hyper with the bytes already read replayed in front ([`Prefixed`]), so hyper sees the
+//! connection exactly as the client sent it.
+//!
+//! The stream uses chunked encoding (HTTP/1.1) or close-delimiting (HTTP/1.0). It ends when
+//! the body ends (eviction, expiry, shutdown): the last chunk is written within
+//! `shutdown_grace`, then the socket is closed. A client that goes away is noticed by a read
+//! returning end-of-file, and its subscriber is dropped at once.
+
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::Body;
+use hyper::{Request, Response, Version};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+
+use super::body::HubBody;
+
+/// Largest request head accepted (larger gets 431 from hyper's rules: here, a closed
+/// connection after a one-line reason).
+pub const MAX_HEAD: usize = 16 * 1024;
+/// Most headers parsed in a request head.
+const MAX_HEADERS: usize = 64;
+
+/// What the first bytes of a connection turned out to be.
+pub enum Sniffed {
+    /// An HTTP/1.x `GET` of the hub endpoint, parsed; the head buffer is already freed.
+    Subscribe(Request<()>),
+    /// Anything else: hand these bytes and the connection to hyper.
+    Other(Vec<u8>),
+}
+
+/// Reads until the end of the request head (or `MAX_HEAD`, or EOF) and decides.
+pub async fn sniff(stream: &mut TcpStream, timeout: Duration, endpoint: &str) -> io::Result<Sniffed> {
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let read_head = async {
+        loop {
+            if buf.capacity() - buf.len() < 512 {
+                buf.reserve(1024);
+            }
+            stream.readable().await?;
+            match stream.try_read_buf(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+            if buf.windows(4).any(|w| w == b"\r\n\r\n") || buf.len() >= MAX_HEAD {
+                return Ok(());
+            }
+        }
+    };
+    match tokio::time::timeout(timeout, read_head).await {
+        Ok(r) => r?,
+        Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "request head not received in time")),
+    }
+    Ok(match parse_subscribe(&buf, endpoint) {
+        Some(req) => Sniffed::Subscribe(req),
+        None => Sniffed::Other(buf),
+    })
+}
+
+/// A complete HTTP/1.x `GET` head for `endpoint` with no body, as a `Request`.
+fn parse_subscribe(buf: &[u8], endpoint: &str) -> Option<Request<()>> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut parsed = httparse::Request::new(&mut headers);
+    let httparse::Status::Complete(len) = parsed.parse(buf).ok()? else { return None };
+    let path = parsed.path?;
+    if parsed.method? != "GET" || path.split('?').next()? != endpoint || len != buf.len() {
+        // Not ours, or the client already sent more (a body or a pipelined request): hyper
+        // handles those correctly.
+        return None;
+    }
+    let version = if parsed.version? == 0 { Version::HTTP_10 } else { Version::HTTP_11 };
+    let mut req = Request::builder().method("GET").uri(path).version(version);
+    for h in parsed.headers.iter() {
+        req = req.header(h.name, h.value);
+    }
+    let req = req.body(()).ok()?;
+    if req.headers().contains_key(hyper::header::CONTENT_LENGTH)
+        || req.headers().contains_key(hyper::header::TRANSFER_ENCODING)
+    {
+        return None;
+    }
+    Some(req)
+}
+
+/// Writes a response to a natively served request, streaming an SSE body until it ends.
+pub async fn respond(stream: &mut TcpStream, version: Version, resp: Response<HubBody>, grace: Duration) {
+    let (parts, mut body) = resp.into_parts();
+    // Notified when the subscription ends (eviction, expiry, shutdown), so a write blocked on a
+    // client that stopped reading is abandoned after `grace` instead of waiting forever.
+    let ended = Arc::new(Notify::new());
+    if let HubBody::Sse(sse) = &body {
+        let _ = sse.subscriber().conn_abort.set(ended.clone());
+    }
+    let mut ending = false;
+    let streaming = matches!(body, HubBody::Sse(_));
+    let chunked = streaming && version == Version::HTTP_11;
+    let length = (!streaming).then(|| body.size_hint().exact().unwrap_or(0));
+    // `parts` is consumed here, so its header map is freed before the stream starts.
+    let head = encode_head(parts, version, chunked, length);
+    if stream.write_all(&head).await.is_err() {
+        return;
+    }
+    drop(head);
+
+    loop {
+        let frame = tokio::select! {
+            f = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)) => f,
+            gone = client_gone(stream) => if gone { return } else { continue },
+        };
+        let Some(Ok(frame)) = frame else { break };
+        let Ok(data) = frame.into_data() else { continue };
+        let write = write_frame(stream, &data, chunked);
+        tokio::pin!(write);
+        let written = if ending {
+            tokio::time::timeout(grace, write).await.unwrap_or(Err(io::ErrorKind::TimedOut.into()))
+        } else {
+            tokio::select! {
+                r = &mut write => r,
+                _ = ended.notified() => {
+                    ending = true;
+                    tokio::time::timeout(grace, write).await.unwrap_or(Err(io::ErrorKind::TimedOut.into()))
+                }
+            }
+        };
+        if written.is_err() {
+            return;
+        }
+    }
+    // The body ended (eviction, expiry, shutdown): finish politely, but never wait on a
+    // client that stopped reading.
+    let _ = tokio::time::timeout(grace, async {
+        if chunked {
+            stream.write_all(b"0\r\n\r\n").await?;
+        }
+        stream.shutdown().await
+    })
+    .await;
+}
+
+/// The status line and headers of a natively written response.
+fn encode_head(parts: hyper::http::response::Parts, version: Version, chunked: bool, length: Option<u64>) -> Vec<u8> {
+    let mut head = Vec::with_capacity(256);
+    head.extend_from_slice(if version == Version::HTTP_10 { b"HTTP/1.0 " } else { b"HTTP/1.1 " });
+    head.extend_from_slice(parts.status.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
+    head.extend_from_slice(b"\r\n");
+    for (name, value) in &parts.headers {
+        head.extend_from_slice(name.as_str().as_bytes());
+        head.extend_from_slice(b": ");
+        head.extend_from_slice(value.as_bytes());
+        head.extend_from_slice(b"\r\n");
+    }
+    if chunked {
+        head.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    if let Some(len) = length {
+        head.extend_from_slice(format!("content-length: {len}\r\n").as_bytes());
+    }
+    head.extend_from_slice(b"connection: close\r\n\r\n");
+    head
+}
+
+/// Resolves `true` when the client closed its side (or the socket failed), `false` on a
+/// spurious wake-up. Bytes a client sends after its request are read and dropped.
+async fn client_gone(stream: &TcpStream) -> bool {
+    if stream.readable().await.is_err() {
+        return true;
+    }
+    let mut scratch = [0u8; 256];
+    match stream.try_read(&mut scratch) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+        Err(_) => true,
+    }
+}
+
+/// One write per frame: the chunk header, the data and the trailing CRLF as one vectored write
+/// (the remainder of a partial write is finished with plain writes).
+async fn write_frame(stream: &mut TcpStream, data: &Bytes, chunked: bool) -> io::Result<()> {
+    if !chunked {
+        return stream.write_all(data).await;
+    }
+    let header = format!("{:x}\r\n", data.len());
+    let parts: [&[u8]; 3] = [header.as_bytes(), data, b"\r\n"];
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    let slices = [IoSlice::new(parts[0]), IoSlice::new(parts[1]), IoSlice::new(parts[2])];
+    let mut written = stream.write_vectored(&slices).await?;
+    if written == 0 {
+        return Err(io::ErrorKind::WriteZero.into());
+    }
+    for part in parts {
+        if written >= part.len() {
+            written -= part.len();
+            continue;
+        }
+        stream.write_all(&part[written..]).await?;
+        written = 0;
+    }
+    debug_assert!(total > 0);
+    Ok(())
+}
+
+/// An I/O object that first yields `prefix`, then reads from `inner`; writes go to `inner`.
+/// Lets hyper read a connection whose first bytes were already consumed by [`sniff`].
+pub struct Prefixed<T> {
+    prefix: Bytes,
+    inner: T,
+}
+
+impl<T> Prefixed<T> {
+    pub fn new(prefix: Vec<u8>, inner: T) -> Self {
+        Prefixed { prefix: Bytes::from(prefix), inner }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let head = self.prefix.split_to(n);
+            buf.put_slice(&head);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognizes_only_complete_bodiless_gets_of_the_endpoint() {
+        let ep = "/.well-known/mercure";
+        let ok = b"GET /.well-known/mercure?topic=a HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 5\r\n\r\n";
+        let req = parse_subscribe(ok, ep).expect("a subscription");
+        assert_eq!(req.uri().query(), Some("topic=a"));
+        assert_eq!(req.headers()["last-event-id"], "5");
+        assert!(parse_subscribe(b"POST /.well-known/mercure HTTP/1.1\r\n\r\n", ep).is_none());
+        assert!(parse_subscribe(b"GET /healthz HTTP/1.1\r\n\r\n", ep).is_none());
+        assert!(parse_subscribe(b"GET /.well-known/mercure/subscriptions HTTP/1.1\r\n\r\n", ep).is_none());
+        assert!(parse_subscribe(b"GET /.well-known/mercure HTTP/1.1\r\nHost: x\r\n", ep).is_none(), "incomplete");
+        assert!(parse_subscribe(b"GET /.well-known/mercure HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n", ep).is_none());
+        assert!(parse_subscribe(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", ep).is_none());
+    }
+}
