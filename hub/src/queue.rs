@@ -5,9 +5,10 @@
 //! write, not one per event.
 //!
 //! ## Memory
-//! An idle queue allocates nothing: the `VecDeque` grows on the first push and is released
-//! when the writer drains it, so an idle subscriber costs the size of [`Queue`] (< 100 bytes),
-//! not a preallocated ring.
+//! A queue that never received anything allocates nothing: the `VecDeque` grows on the first
+//! push. A drained queue keeps a ring of at most 16 slots (256 bytes) so that steady traffic
+//! does not allocate per delivery; a larger ring (after a burst) is released. So an idle
+//! subscriber costs the size of [`Queue`] plus at most that, not a preallocated 1024-slot ring.
 //!
 //! ## Waking
 //! Waking a task costs more than pushing to its queue, so a push wakes the writer only when
@@ -28,6 +29,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use parking_lot::Mutex;
+
+/// Slots a drained queue keeps allocated (16 bytes each). Beyond it, the ring is freed.
+const KEPT_SLOTS: usize = 16;
 
 /// Bounds of one subscriber queue. Configurable with the `subscriber_queue_events`,
 /// `subscriber_queue_bytes` and `dispatch_timeout` directives.
@@ -214,8 +218,9 @@ impl Queue {
             }
             buf.freeze()
         };
-        if inner.events.is_empty() {
-            // Give the memory back: an idle subscriber keeps no buffer.
+        if inner.events.is_empty() && inner.events.capacity() > KEPT_SLOTS {
+            // Give a burst's memory back; a small ring is kept so that steady traffic does not
+            // allocate and free on every delivery.
             inner.events = VecDeque::new();
         }
         Poll::Ready(Some(out))
