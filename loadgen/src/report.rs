@@ -102,7 +102,8 @@ pub struct ConfigEcho {
 pub struct Phases {
     /// Start until the initial subscribers were connected (or gave up).
     pub connect_s: f64,
-    /// First scheduled publish to last response.
+    /// The publish phase: the schedule's span, or first send to last response if that
+    /// was longer (shorter only when interrupted). Rates divide by this.
     pub publish_s: f64,
     /// Wait after publishing before closing.
     pub settle_s: f64,

@@ -272,6 +272,21 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
         let _ = h.send(&Control::Stop).await;
     }
     let log = publisher.log().await;
+    // The publish phase, for rates: the schedule's span, or longer if the publishes
+    // themselves took longer (first send to last acknowledgement).
+    let first = log.topics.iter().filter_map(|t| t.start.first()).min().copied();
+    let last = log.topics.iter().filter_map(|t| t.ack.last()).max().copied();
+    let span_s = match (first, last) {
+        (Some(a), Some(b)) if b > a => (b - a) as f64 / 1e9,
+        _ => 0.0,
+    };
+    let publish_s_real = if publisher.finished() > 0 && !*stop.borrow() {
+        span_s.max(publish_s)
+    } else if publisher.finished() > 0 {
+        span_s
+    } else {
+        publish_s_real
+    };
     progress.phase("tallying");
     let log_msg = Control::Log(log);
     for h in &mut handles {

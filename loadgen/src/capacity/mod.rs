@@ -114,9 +114,30 @@ impl Point {
     }
 }
 
+/// The hub's startup lines that describe its configuration (our hub logs them at
+/// info level with `configuration`, `history` or `open-file limit`), for the summary.
+fn hub_config_lines(log: &std::path::Path) -> Vec<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter(|l| l.contains("configuration") || l.contains("history transport") || l.contains("open-file limit"))
+        // Drop the timestamp: everything before the level.
+        .map(|l| l.split_once(" INFO ").map_or(l, |(_, rest)| rest).trim().to_string())
+        .take(5)
+        .collect()
+}
+
+/// The 1-minute load average, to show whether the machine was quiet.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into())
+}
+
 /// Runs the sweep.
 pub async fn run(a: CapacityArgs, stop: watch::Receiver<bool>) -> Result<(), String> {
     let started = Instant::now();
+    let load_before = loadavg();
     let date = crate::clock::utc_date(crate::clock::now_ns() / 1_000_000_000);
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("results/capacity-{date}")));
     std::fs::create_dir_all(out.join("points")).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -135,6 +156,7 @@ pub async fn run(a: CapacityArgs, stop: watch::Receiver<bool>) -> Result<(), Str
     let mut rates = a.rates.clone();
     rates.sort_by(f64::total_cmp);
     let mut points: Vec<Point> = Vec::new();
+    let mut hub_config: Vec<String> = Vec::new();
     let budget = Duration::from_secs_f64(a.max_minutes * 60.0);
     'outer: for &n in &subs {
         for &rate in &rates {
@@ -177,6 +199,16 @@ pub async fn run(a: CapacityArgs, stop: watch::Receiver<bool>) -> Result<(), Str
                 .arg("--no-progress")
                 .args(a.run_args.split_whitespace())
                 .kill_on_drop(true);
+            // The run's own summary and any errors go to a log beside the hub's.
+            let run_log = out.join(format!("tmp/loadgen-{n}-{rate}.log"));
+            if let Some(dir) = run_log.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            if let Ok(f) = std::fs::File::create(&run_log)
+                && let Ok(f2) = f.try_clone()
+            {
+                cmd.stdout(f).stderr(f2);
+            }
             match (&hub, a.hub_pid, &a.hub_metrics_url) {
                 (Some(h), _, _) => {
                     cmd.arg("--hub-pid").arg(h.pid.to_string());
@@ -191,6 +223,9 @@ pub async fn run(a: CapacityArgs, stop: watch::Receiver<bool>) -> Result<(), Str
             }
             let status = cmd.status().await;
             if let Some(h) = hub {
+                if hub_config.is_empty() {
+                    hub_config = hub_config_lines(&out.join(format!("tmp/hub-{n}-{rate}.log")));
+                }
                 h.stop().await;
             }
             let report = match status {
@@ -229,6 +264,9 @@ pub async fn run(a: CapacityArgs, stop: watch::Receiver<bool>) -> Result<(), Str
         duration_s: a.duration,
         elapsed_s: started.elapsed().as_secs_f64(),
         interrupted: *stop.borrow(),
+        load_before,
+        load_after: loadavg(),
+        hub_config,
     };
     summary::write(&out, &ctx, &points)?;
     plot::write_all(&out, &points, a.slo_ms)?;

@@ -16,8 +16,27 @@ const PALETTE: [RGBColor; 6] = [
     RGBColor(140, 86, 75),
 ];
 
-/// Writes the three figures.
+/// Writes the three figures (SVG, plus PNG copies when `rsvg-convert` is installed).
 pub fn write_all(out: &Path, points: &[Point], slo_ms: f64) -> Result<(), String> {
+    draw_all(out, points, slo_ms)?;
+    for name in FIGURES {
+        let svg = out.join(format!("{name}.svg"));
+        let png = out.join(format!("{name}.png"));
+        // Optional: a missing converter only means no PNG.
+        let _ = std::process::Command::new("rsvg-convert")
+            .arg("--background-color=white")
+            .arg("-o")
+            .arg(&png)
+            .arg(&svg)
+            .status();
+    }
+    Ok(())
+}
+
+/// Base names of the figures.
+pub const FIGURES: [&str; 3] = ["p99-vs-subscribers", "deliveries-vs-subscribers", "rss-per-subscriber"];
+
+fn draw_all(out: &Path, points: &[Point], slo_ms: f64) -> Result<(), String> {
     figure(
         &out.join("p99-vs-subscribers.svg"),
         "p99 publish→receive latency",
@@ -67,7 +86,14 @@ fn figure(
         .y_label_area_size(70)
         .build_cartesian_2d(0f64..x_max, 0f64..y_max)
         .map_err(|e| err(&e))?;
-    chart.configure_mesh().x_desc("subscribers (one topic)").y_desc(y_desc).draw().map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("subscribers (one topic)")
+        .y_desc(y_desc)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| if y_max >= 100.0 { format!("{y:.0}") } else { format!("{y:.1}") })
+        .draw()
+        .map_err(|e| err(&e))?;
     if let Some(h) = hline {
         chart
             .draw_series(DashedLineSeries::new(vec![(0.0, h), (x_max, h)], 6, 4, BLACK.stroke_width(1)))

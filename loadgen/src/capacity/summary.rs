@@ -20,6 +20,12 @@ pub struct Context {
     pub elapsed_s: f64,
     /// Cut short by Ctrl-C.
     pub interrupted: bool,
+    /// 1-minute load average before the sweep.
+    pub load_before: String,
+    /// 1-minute load average after the sweep.
+    pub load_after: String,
+    /// The hub's own description of its configuration (startup log lines).
+    pub hub_config: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -115,14 +121,24 @@ pub fn write(out: &Path, ctx: &Context, points: &[Point]) -> Result<(), String> 
         "Hub: `{}`. One topic; each point publishes for {} s at a constant rate to N \
          subscribers (all connected before publishing starts), then settles 2 s. Hub and \
          loadgen share this machine ({} cores). SLO: p99 publish→receive < {} ms with \
-         zero loss and every subscriber held. Sweep time {:.0} s{}.\n",
+         zero loss and every subscriber held. Sweep time {:.0} s{}. 1-minute load average \
+         before the sweep {}, after {}.\n",
         ctx.hub,
         ctx.duration_s,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         ctx.slo_ms,
         ctx.elapsed_s,
-        if ctx.interrupted { " (interrupted)" } else { "" }
+        if ctx.interrupted { " (interrupted)" } else { "" },
+        ctx.load_before,
+        ctx.load_after
     );
+    if !ctx.hub_config.is_empty() {
+        let _ = writeln!(md, "Hub configuration (from its startup log):\n\n```");
+        for l in &ctx.hub_config {
+            let _ = writeln!(md, "{l}");
+        }
+        let _ = writeln!(md, "```\n");
+    }
     match knee {
         Some(k) => {
             let r = k.report.as_ref().ok();
@@ -214,6 +230,9 @@ pub fn write(out: &Path, ctx: &Context, points: &[Point]) -> Result<(), String> 
         "duration_s": ctx.duration_s,
         "elapsed_s": ctx.elapsed_s,
         "interrupted": ctx.interrupted,
+        "loadavg_before": ctx.load_before,
+        "loadavg_after": ctx.load_after,
+        "hub_config": ctx.hub_config,
         "knee": knee.map(|k| serde_json::json!({"subscribers": k.subscribers, "rate": k.rate, "file": k.file})),
         "points": rows,
     });
