@@ -123,9 +123,9 @@ pub async fn respond(stream: &mut TcpStream, version: Version, resp: Response<Hu
     drop(head);
 
     loop {
-        let frame = tokio::select! {
-            f = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)) => f,
-            gone = client_gone(stream) => if gone { return } else { continue },
+        let frame = match std::future::poll_fn(|cx| next_frame(cx, &mut body, stream)).await {
+            Next::Frame(f) => f,
+            Next::ClientGone => return,
         };
         let Some(Ok(frame)) = frame else { break };
         let Ok(data) = frame.into_data() else { continue };
@@ -135,6 +135,7 @@ pub async fn respond(stream: &mut TcpStream, version: Version, resp: Response<Hu
             tokio::time::timeout(grace, write).await.unwrap_or(Err(io::ErrorKind::TimedOut.into()))
         } else {
             tokio::select! {
+                biased;
                 r = &mut write => r,
                 _ = ended.notified() => {
                     ending = true;
@@ -181,18 +182,33 @@ fn encode_head(parts: hyper::http::response::Parts, version: Version, chunked: b
     head
 }
 
-/// Resolves `true` when the client closed its side (or the socket failed), `false` on a
-/// spurious wake-up. Bytes a client sends after its request are read and dropped.
-async fn client_gone(stream: &TcpStream) -> bool {
-    if stream.readable().await.is_err() {
-        return true;
+enum Next {
+    Frame(Option<Result<http_body::Frame<Bytes>, std::convert::Infallible>>),
+    ClientGone,
+}
+
+/// The body's next frame, unless the client closes its side first. Polls the socket's read
+/// readiness directly (one stored waker, no waiter registered and dropped per event); bytes a
+/// client sends after its request are read and dropped.
+fn next_frame(cx: &mut Context<'_>, body: &mut HubBody, stream: &TcpStream) -> Poll<Next> {
+    if let Poll::Ready(f) = Pin::new(&mut *body).poll_frame(cx) {
+        return Poll::Ready(Next::Frame(f));
     }
-    let mut scratch = [0u8; 256];
-    match stream.try_read(&mut scratch) {
-        Ok(0) => true,
-        Ok(_) => false,
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
-        Err(_) => true,
+    loop {
+        match stream.poll_read_ready(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(_)) => return Poll::Ready(Next::ClientGone),
+            Poll::Ready(Ok(())) => {
+                let mut scratch = [0u8; 256];
+                match stream.try_read(&mut scratch) {
+                    Ok(0) => return Poll::Ready(Next::ClientGone),
+                    // Readiness is cleared by WouldBlock; loop to re-arm it.
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                    Err(_) => return Poll::Ready(Next::ClientGone),
+                }
+            }
+        }
     }
 }
 
@@ -202,8 +218,9 @@ async fn write_frame(stream: &mut TcpStream, data: &Bytes, chunked: bool) -> io:
     if !chunked {
         return stream.write_all(data).await;
     }
-    let header = format!("{:x}\r\n", data.len());
-    let parts: [&[u8]; 3] = [header.as_bytes(), data, b"\r\n"];
+    let mut header_buf = [0u8; 18];
+    let header = chunk_header(data.len(), &mut header_buf);
+    let parts: [&[u8]; 3] = [header, data, b"\r\n"];
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let slices = [IoSlice::new(parts[0]), IoSlice::new(parts[1]), IoSlice::new(parts[2])];
     let mut written = stream.write_vectored(&slices).await?;
@@ -220,6 +237,24 @@ async fn write_frame(stream: &mut TcpStream, data: &Bytes, chunked: bool) -> io:
     }
     debug_assert!(total > 0);
     Ok(())
+}
+
+/// `{len:x}\r\n` without allocating.
+fn chunk_header(len: usize, buf: &mut [u8; 18]) -> &[u8] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut i = 16;
+    let mut n = len;
+    loop {
+        i -= 1;
+        buf[i] = HEX[n & 0xf];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    buf[16] = b'\r';
+    buf[17] = b'\n';
+    &buf[i..]
 }
 
 /// An I/O object that first yields `prefix`, then reads from `inner`; writes go to `inner`.
@@ -276,6 +311,15 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunk_headers_are_lowercase_hex() {
+        let mut b = [0u8; 18];
+        assert_eq!(chunk_header(0, &mut b), b"0\r\n");
+        assert_eq!(chunk_header(255, &mut b), b"ff\r\n");
+        assert_eq!(chunk_header(65536, &mut b), b"10000\r\n");
+        assert_eq!(chunk_header(usize::MAX, &mut b), b"ffffffffffffffff\r\n");
+    }
 
     #[test]
     fn recognizes_only_complete_bodiless_gets_of_the_endpoint() {
