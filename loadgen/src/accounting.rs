@@ -21,9 +21,10 @@
 //! - **expected**: `start <= p.start` and `p.ack <= end`, and the hub accepted it (200).
 //!   Publishes made while a resumed session was reconnecting are expected too: that is
 //!   what `Last-Event-ID` replay promises;
-//! - **ambiguous**: it straddles a window edge (`p.start < start <= p.ack`, or
-//!   `p.start <= end < p.ack`), or the POST's outcome is unknown (timeout, reset). If it
-//!   arrives it is counted as ambiguous, if not it is not a loss;
+//! - **ambiguous**: it straddles a window edge (`p.start < start <= p.ack`, or it was
+//!   sent before the session actually closed but not acknowledged by `end`), or the
+//!   POST's outcome is unknown (timeout, reset). If it arrives it is counted as
+//!   ambiguous, if not it is not a loss;
 //! - everything else received is **unexpected** (published before the session, rejected
 //!   by the hub, or on a topic the selector does not match).
 //!
@@ -174,8 +175,12 @@ impl Tally {
 pub struct SessionRecord {
     /// Window start, Unix ns (first connection's headers).
     pub start: u64,
-    /// Window end, Unix ns, grace already applied for client-side closes.
+    /// Window end, Unix ns: what is owed was acknowledged by then (the close minus the
+    /// grace).
     pub end: u64,
+    /// When the session actually closed, Unix ns: publishes sent between `end` and this
+    /// may legitimately arrive (ambiguous, not unexpected).
+    pub closed: u64,
     /// Received sequence numbers, per topic.
     pub received: HashMap<u32, SeqSet>,
 }
@@ -208,7 +213,7 @@ pub fn tally_session(
         let hi = log.ack.partition_point(|&x| x <= s.end) as u64;
         // [lo_amb, lo) and [hi, hi_amb): straddling an edge.
         let lo_amb = log.ack.partition_point(|&x| x < s.start) as u64;
-        let hi_amb = log.start.partition_point(|&x| x <= s.end) as u64;
+        let hi_amb = log.start.partition_point(|&x| x <= s.end.max(s.closed)) as u64;
         let expected = if owed && hi > lo { topic.accepted_in(lo, hi) } else { 0 };
         let mut delivered = 0;
         let mut ambiguous = 0;
@@ -286,7 +291,20 @@ mod tests {
         }
         let mut received = HashMap::new();
         received.insert(0, set);
-        SessionRecord { start, end, received }
+        SessionRecord { start, end, closed: end, received }
+    }
+
+    #[test]
+    fn sent_before_a_client_close_is_ambiguous_not_unexpected() {
+        let log = log10();
+        let idx = [IndexedTopic::new(&log)];
+        // Owed until 55 (close at 85 minus a grace of 30): seqs 0..=4 owed; seqs 5..=7
+        // were sent before the close, so receiving them is fine; seq 8 (sent at 90) is not.
+        let mut s = session(0, 55, &[0, 1, 2, 3, 4, 5, 6, 7, 8]);
+        s.closed = 85;
+        let t = tally_session(&s, &idx, Matched::One(0), false, false);
+        assert_eq!((t.expected, t.delivered, t.lost), (5, 5, 0));
+        assert_eq!((t.ambiguous, t.unexpected), (3, 1));
     }
 
     #[test]

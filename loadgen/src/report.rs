@@ -46,6 +46,23 @@ pub struct Report {
     pub verdict: Verdict,
     /// Goose's own report files.
     pub goose_reports: Vec<String>,
+    /// The loadgen's own resource use (added in v1.1; absent in older reports).
+    #[serde(default)]
+    pub loadgen: Option<LoadgenCpu>,
+}
+
+/// The loadgen's own CPU: when it is near the machine's cores, latency and throughput
+/// measure the loadgen as much as the hub.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct LoadgenCpu {
+    /// Worker processes.
+    pub workers: u32,
+    /// CPU seconds of all workers (subscriber swarm).
+    pub workers_cpu_s: f64,
+    /// Largest worker RSS, bytes.
+    pub workers_rss_max_bytes: u64,
+    /// CPU seconds of the coordinator (goose publishers, progress, tally merge).
+    pub coordinator_cpu_s: f64,
 }
 
 /// The run's configuration, echoed.
@@ -287,6 +304,16 @@ impl Report {
                 h.cpu_seconds,
                 h.cpu_seconds_publishing,
                 n(h.fds_max)
+            );
+        }
+        if let Some(l) = &self.loadgen {
+            let _ = writeln!(
+                s,
+                "loadgen      CPU {:.1} s in {} workers (max RSS {}), {:.1} s coordinator",
+                l.workers_cpu_s,
+                l.workers,
+                mib(l.workers_rss_max_bytes),
+                l.coordinator_cpu_s
             );
         }
         let v = &self.verdict;

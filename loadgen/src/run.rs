@@ -16,7 +16,7 @@ use crate::config::RunArgs;
 use crate::histo;
 use crate::hubstats::{self, HubStats, Sample, Source};
 use crate::publisher::{PublishSpec, Publisher};
-use crate::report::{ConfigEcho, Connections, Delivery, Phases, Publish, Report, SCHEMA, Verdict};
+use crate::report::{ConfigEcho, Connections, Delivery, LoadgenCpu, Phases, Publish, Report, SCHEMA, Verdict};
 use crate::schedule::Ramp;
 use crate::swarm::{Control, Progress, SwarmConfig};
 use crate::topics::TopicSpace;
@@ -342,6 +342,18 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
         foreign += p.foreign;
         replayed += p.replayed;
     }
+    // Our own CPU, so a reader can tell whether the loadgen or the hub was the limit
+    // (workers are sampled after their final report, before they exit).
+    let mut loadgen_cpu = LoadgenCpu { workers: handles.len() as u32, ..LoadgenCpu::default() };
+    for h in &handles {
+        if let Some(s) = h.pid.and_then(hubstats::sample_pid) {
+            loadgen_cpu.workers_cpu_s += s.cpu_s;
+            loadgen_cpu.workers_rss_max_bytes = loadgen_cpu.workers_rss_max_bytes.max(s.rss_bytes);
+        }
+    }
+    if let Some(s) = hubstats::sample_pid(std::process::id()) {
+        loadgen_cpu.coordinator_cpu_s = s.cpu_s;
+    }
     for h in handles {
         h.finish().await;
     }
@@ -424,6 +436,7 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
             pass: p99_ok && zero_loss && all_connected,
         },
         goose_reports,
+        loadgen: Some(loadgen_cpu),
     };
     write_report(&args.report, &report)?;
     Ok(report)

@@ -85,7 +85,7 @@ pub async fn run(
     let mut failures = 0u32;
     loop {
         if *stop.borrow() {
-            end_session(&mut sessions, fresh, now_ns().saturating_sub(grace));
+            end_session(&mut sessions, fresh, now_ns(), grace);
             break;
         }
         let connected = tokio::select! {
@@ -104,7 +104,7 @@ pub async fn run(
                     // Gave up. An open session stays owed until its intended end.
                     if !fresh {
                         let end = intended_end(&mut stop, deadline).await;
-                        end_session(&mut sessions, fresh, end.saturating_sub(grace));
+                        end_session(&mut sessions, fresh, end, grace);
                     }
                     break;
                 }
@@ -121,7 +121,12 @@ pub async fn run(
             shard.first_connect(initial);
         }
         if fresh {
-            sessions.push(SessionRecord { start: connected_at, end: connected_at, received: Default::default() });
+            sessions.push(SessionRecord {
+                start: connected_at,
+                end: connected_at,
+                closed: connected_at,
+                received: Default::default(),
+            });
             fresh = false;
         }
         if deadline.is_none() {
@@ -183,14 +188,14 @@ pub async fn run(
         shard.disconnected();
         match ended {
             Ended::Stop => {
-                end_session(&mut sessions, false, closed_at.saturating_sub(grace));
+                end_session(&mut sessions, false, closed_at, grace);
                 break;
             }
             Ended::Lifetime => {
                 deadline = lifetime.map(|l| Instant::now() + l);
                 match shard.cfg.lifetime_end {
                     EndAction::Close => {
-                        end_session(&mut sessions, false, closed_at.saturating_sub(grace));
+                        end_session(&mut sessions, false, closed_at, grace);
                         break;
                     }
                     EndAction::Resume if last_id.is_some() => {
@@ -198,7 +203,7 @@ pub async fn run(
                         resume = true;
                     }
                     EndAction::Resume | EndAction::Reconnect => {
-                        end_session(&mut sessions, false, closed_at.saturating_sub(grace));
+                        end_session(&mut sessions, false, closed_at, grace);
                         resume = false;
                         fresh = true;
                         last_id = None;
@@ -210,7 +215,7 @@ pub async fn run(
                 match shard.cfg.on_drop {
                     DropAction::Stop => {
                         let end = intended_end(&mut stop, deadline).await;
-                        end_session(&mut sessions, false, end.saturating_sub(grace));
+                        end_session(&mut sessions, false, end, grace);
                         break;
                     }
                     DropAction::Reconnect => resume = false,
@@ -232,13 +237,14 @@ pub async fn run(
     result
 }
 
-/// Sets the current session's end, unless no session is open.
-fn end_session(sessions: &mut [SessionRecord], fresh: bool, end: u64) {
+/// Ends the current session (unless none is open) at `closed`: owed until `closed - grace`.
+fn end_session(sessions: &mut [SessionRecord], fresh: bool, closed: u64, grace: u64) {
     if fresh {
         return;
     }
     if let Some(s) = sessions.last_mut() {
-        s.end = end.max(s.start);
+        s.end = closed.saturating_sub(grace).max(s.start);
+        s.closed = closed.max(s.start);
     }
 }
 

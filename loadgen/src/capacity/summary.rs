@@ -50,6 +50,7 @@ struct Row<'a> {
     hub_rss_max_mib: Option<f64>,
     hub_rss_per_subscriber_kib: Option<f64>,
     hub_cpu_publishing_s: Option<f64>,
+    loadgen_cpu_s: Option<f64>,
 }
 
 fn row(p: &Point) -> Row<'_> {
@@ -74,6 +75,7 @@ fn row(p: &Point) -> Row<'_> {
         hub_rss_max_mib: None,
         hub_rss_per_subscriber_kib: None,
         hub_cpu_publishing_s: None,
+        loadgen_cpu_s: None,
     };
     if let Ok(rep) = &p.report {
         let d = &rep.delivery;
@@ -89,6 +91,7 @@ fn row(p: &Point) -> Row<'_> {
         r.p99_ms = rep.latency_ms.p99;
         r.p999_ms = rep.latency_ms.p999;
         r.max_ms = rep.latency_ms.max;
+        r.loadgen_cpu_s = rep.loadgen.as_ref().map(|l| l.workers_cpu_s + l.coordinator_cpu_s);
         if let Some(h) = &rep.hub {
             r.hub_rss_max_mib = Some(h.rss_max_bytes as f64 / 1048576.0);
             r.hub_rss_per_subscriber_kib = Some(h.rss_per_subscriber_bytes / 1024.0);
@@ -177,7 +180,7 @@ pub fn write(out: &Path, ctx: &Context, points: &[Point]) -> Result<(), String> 
     let _ = writeln!(md, "\n## Every point\n");
     let _ = writeln!(
         md,
-        "| subscribers | rate/s | held | published | expected | delivered | lost | dup | ooo | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | hub RSS MiB | RSS/sub KiB | hub CPU s | pass |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--:|"
+        "| subscribers | rate/s | held | published | expected | delivered | lost | dup | ooo | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | hub RSS MiB | RSS/sub KiB | hub CPU s (publishing) | loadgen CPU s (whole run) | pass |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--:|"
     );
     for r in &rows {
         if let Some(e) = r.error {
@@ -192,7 +195,7 @@ pub fn write(out: &Path, ctx: &Context, points: &[Point]) -> Result<(), String> 
         }
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | [{}]({}) |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | [{}]({}) |",
             r.subscribers,
             r.rate,
             r.held,
@@ -210,6 +213,7 @@ pub fn write(out: &Path, ctx: &Context, points: &[Point]) -> Result<(), String> 
             opt(r.hub_rss_max_mib, 1),
             opt(r.hub_rss_per_subscriber_kib, 1),
             opt(r.hub_cpu_publishing_s, 1),
+            opt(r.loadgen_cpu_s, 1),
             if r.pass { "pass" } else { "FAIL" },
             r.file
         );

@@ -46,10 +46,13 @@ pub fn binary() -> PathBuf {
             return PathBuf::from(p);
         }
         let t = target_dir();
-        for p in [t.join("release/mercure-hub"), t.join("debug/mercure-hub")] {
-            if p.is_file() {
-                return p;
-            }
+        // The most recently built of release/debug: the other may be stale.
+        let newest = [t.join("release/mercure-hub"), t.join("debug/mercure-hub")]
+            .into_iter()
+            .filter_map(|p| std::fs::metadata(&p).and_then(|m| m.modified()).ok().map(|m| (m, p)))
+            .max_by_key(|(m, _)| *m);
+        if let Some((_, p)) = newest {
+            return p;
         }
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let status = Command::new(cargo)
