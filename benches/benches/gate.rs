@@ -1,0 +1,134 @@
+//! The instruction-count twin of the hub's key single-threaded paths, run by gungraun under
+//! valgrind (callgrind). Instruction counts repeat to within a fraction of a percent on a
+//! loaded machine, where wall-clock times do not, so these — not the criterion benches — are
+//! what `scripts/bench-regress` compares against `results/bench-baseline.json` in CI.
+//!
+//! Covered: topic matching (exact, template regex, registry cache hit), JWT verification
+//! (HS256, RS256, ES256), SSE encoding (100 B, 64 KiB), one queue push, and one publish to
+//! 1000 subscribers (match + enqueue + wake). Setup (building hubs, keys, tokens) runs outside
+//! the measured call. Needs `gungraun-runner` 0.20.0 on the PATH.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+
+use benches::fixtures::{self, ES256_PRIVATE, ES256_PUBLIC, HMAC_SECRET, RS256_PRIVATE, RS256_PUBLIC, TOPIC};
+use bytes::Bytes;
+use gungraun::prelude::*;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use mercure_hub::auth::{Grants, KeySpec, Verifier};
+use mercure_hub::hub::{Dispatched, Hub};
+use mercure_hub::queue::{Push, Queue, QueueLimits};
+use mercure_hub::sse::{self, EventFields};
+use mercure_hub::subscriber::Subscriber;
+use mercure_hub::topic::{Selector, SelectorCompiler};
+use mercure_hub::update::Update;
+
+const TEMPLATE: &str = "https://example.com/books/{id}";
+
+// ---- topic matching ----
+
+fn selector(s: &str) -> Selector {
+    SelectorCompiler::new(16).compile(s).expect("selector")
+}
+
+#[library_benchmark]
+#[bench::exact(selector(TOPIC))]
+#[bench::template_regex(selector(TEMPLATE))]
+fn match_topic(sel: Selector) -> bool {
+    black_box(sel.matches(black_box("https://example.com/books/1")))
+}
+
+fn registry_with_template() -> (Hub, Arc<Subscriber>, Arc<Update>) {
+    let hub = fixtures::hub();
+    let sub = hub.new_subscriber(&[TEMPLATE], None, None);
+    hub.subscribe(&sub);
+    let update = fixtures::update(TOPIC, 100);
+    // Warm the registry's topic → matched cache.
+    hub.registry().for_each_candidate(&update, |_| {});
+    (hub, sub, update)
+}
+
+#[library_benchmark]
+#[bench::cached(setup = registry_with_template)]
+fn match_registry_template((hub, sub, update): (Hub, Arc<Subscriber>, Arc<Update>)) -> usize {
+    let mut hits = 0;
+    hub.registry().for_each_candidate(black_box(&update), |_| hits += 1);
+    drop(sub);
+    hits
+}
+
+// ---- JWT verification ----
+
+fn token_claims() -> serde_json::Value {
+    serde_json::json!({ "mercure": { "publish": [TEMPLATE], "subscribe": [] } })
+}
+
+fn jwt(alg: Algorithm) -> (Verifier, String) {
+    let (public, key) = match alg {
+        Algorithm::HS256 => (HMAC_SECRET, EncodingKey::from_secret(HMAC_SECRET.as_bytes())),
+        Algorithm::RS256 => (RS256_PUBLIC, EncodingKey::from_rsa_pem(RS256_PRIVATE.as_bytes()).expect("rsa")),
+        _ => (ES256_PUBLIC, EncodingKey::from_ec_pem(ES256_PRIVATE.as_bytes()).expect("ec")),
+    };
+    let token = jsonwebtoken::encode(&Header::new(alg), &token_claims(), &key).expect("sign");
+    (Verifier::new(&KeySpec { key: public.into(), algorithm: alg }).expect("verifier"), token)
+}
+
+#[library_benchmark]
+#[bench::hs256(setup = jwt, args = (Algorithm::HS256))]
+#[bench::rs256(setup = jwt, args = (Algorithm::RS256))]
+#[bench::es256(setup = jwt, args = (Algorithm::ES256))]
+fn verify_jwt((verifier, token): (Verifier, String)) -> Grants {
+    black_box(verifier.verify(black_box(&token)).expect("valid"))
+}
+
+// ---- SSE encoding ----
+
+#[library_benchmark]
+#[bench::bytes_100(fixtures::data(100))]
+#[bench::bytes_65536(fixtures::data(64 * 1024))]
+fn sse_encode(data: String) -> Bytes {
+    black_box(sse::encode(black_box(&EventFields {
+        id: "urn:uuid:0b4a8b8e-2f0a-4d3c-9d52-4c3c0e1f2a3b",
+        event_type: None,
+        retry: None,
+        data: &data,
+    })))
+}
+
+// ---- enqueue ----
+
+fn queue() -> (Queue, Bytes, QueueLimits, Instant) {
+    (Queue::new(), fixtures::update(TOPIC, 100).encoded.clone(), QueueLimits::default(), Instant::now())
+}
+
+#[library_benchmark]
+#[bench::one_push(setup = queue)]
+fn queue_push((q, event, limits, now): (Queue, Bytes, QueueLimits, Instant)) -> (Queue, Push) {
+    let push = q.push(black_box(&event), &limits, now);
+    (q, push)
+}
+
+fn hub_with(n: usize) -> (Hub, Vec<Arc<Subscriber>>, Arc<Update>) {
+    let hub = fixtures::hub();
+    let subs = fixtures::subscribers_on(&hub, n, TOPIC);
+    let update = fixtures::update(TOPIC, 100);
+    // One publish and drain first, so the measured one is in the steady state (writers parked).
+    fixtures::publish(&hub, &update);
+    fixtures::drain_and_park(&subs);
+    (hub, subs, update)
+}
+
+#[library_benchmark]
+#[bench::subs_1000(setup = hub_with, args = (1000))]
+fn publish((hub, subs, update): (Hub, Vec<Arc<Subscriber>>, Arc<Update>)) -> (Dispatched, Hub, Vec<Arc<Subscriber>>) {
+    let done = fixtures::publish(&hub, black_box(&update));
+    (done, hub, subs)
+}
+
+library_benchmark_group!(
+    name = gate,
+    benchmarks = [match_topic, match_registry_template, verify_jwt, sse_encode, queue_push, publish]
+);
+
+main!(library_benchmark_groups = gate);
