@@ -114,7 +114,8 @@ pub struct RunArgs {
     pub duration: Option<f64>,
 
     /// Initial connection ramp, connections per second over all workers (0 = at once).
-    #[arg(long, default_value_t = 5000.0)]
+    /// 2000/s keeps a hub's accept queue (often 128 deep) from overflowing on 2 cores.
+    #[arg(long, default_value_t = 2000.0)]
     pub connect_rate: f64,
 
     /// Number of topics; publishes pick one with Zipf popularity.
@@ -201,6 +202,12 @@ pub struct RunArgs {
     /// fills up; a hub that evicts it shows up as hub drops and loss.
     #[arg(long, default_value_t = 5000)]
     pub stall_ms: u64,
+
+    /// With `--source-addrs auto`: worker w binds 127.0.0.(base + w). The capacity sweep
+    /// moves the base per point, so a point never reuses source ports still in
+    /// TIME_WAIT from the previous one (that showed up as connect errors at 19k).
+    #[arg(long, default_value_t = 2)]
+    pub source_base: u8,
 
     /// Hub process id, to sample RSS, CPU and fds from /proc.
     #[arg(long)]

@@ -197,6 +197,8 @@ pub async fn run(a: CapacityArgs, stop: watch::Receiver<bool>) -> Result<(), Str
                 .arg("--report")
                 .arg(&report_path)
                 .arg("--no-progress")
+                .arg("--source-base")
+                .arg((2 + (points.len() * 4) % 248).to_string())
                 .args(a.run_args.split_whitespace())
                 .kill_on_drop(true);
             // The run's own summary and any errors go to a log beside the hub's.
