@@ -296,10 +296,18 @@ impl Hub {
         }
     }
 
-    /// Ends every stream (shutdown). Queued events are still written first.
+    /// Ends every stream (shutdown). Queued events are still written first. The registry is
+    /// emptied in one go; each subscriber's queue is then closed and its end announced.
     pub fn close_all(&self) {
-        for sub in self.registry.snapshot() {
-            self.unsubscribe(&sub, CloseReason::Closed);
+        for sub in self.registry.drain() {
+            self.metrics.subscribers.fetch_sub(1, Ordering::Relaxed);
+            if let Some(w) = sub.queue.close(CloseReason::Closed) {
+                w.wake();
+            }
+            if let Some(abort) = sub.conn_abort.get() {
+                abort.notify_one();
+            }
+            self.announce(&sub, false);
         }
     }
 }
