@@ -239,8 +239,9 @@ impl Hub {
                 durable = Some(p.append(seq, &update, trim_below));
             }
             let update = &*update;
+            let mut grant_memo = None;
             self.registry.for_each_candidate(update, |sub| {
-                if !sub.may_receive(update) || !sub.claim(seq) {
+                if !sub.may_receive_memo(update, &mut grant_memo) || !sub.claim(seq) {
                     return;
                 }
                 match sub.queue.push(&update.encoded, limits, now) {
@@ -340,6 +341,31 @@ mod tests {
         let replay: Vec<_> = hub.replay("a", upto).updates.iter().map(|u| u.id.to_string()).collect();
         assert_eq!(replay, ["b"], "the replay stops at the subscription point");
         assert_eq!(drained(&sub), "id: c\ndata: d\n\n", "the queue starts right after it");
+    }
+
+    #[test]
+    fn private_updates_reach_exactly_the_granted_subscribers_with_shared_grants() {
+        let hub = Hub::new(HubOptions::default());
+        let grant_a = hub.compiler().compile_grants(&["https://e.com/a/{id}".to_owned()]);
+        let grant_b = hub.compiler().compile_grants(&["https://e.com/b/{id}".to_owned()]);
+        assert!(Arc::ptr_eq(&grant_a, &hub.compiler().compile_grants(&["https://e.com/a/{id}".to_owned()])));
+        // Interleaved, so the per-publish memo switches between grants.
+        let subs: Vec<_> = (0..6)
+            .map(|i| {
+                let grant = match i % 3 {
+                    0 => Some(grant_a.clone()),
+                    1 => Some(grant_b.clone()),
+                    _ => None,
+                };
+                let s = hub.new_subscriber(&["*"], grant, None);
+                hub.subscribe(&s);
+                s
+            })
+            .collect();
+        let private = Arc::new(Update::new("p".into(), vec!["https://e.com/a/1".into()], true, None, None, "d".into()));
+        assert_eq!(hub.publish(private).dispatched.recipients, 2);
+        let got: Vec<usize> = subs.iter().map(|s| s.queue.len()).collect();
+        assert_eq!(got, [1, 0, 0, 1, 0, 0]);
     }
 
     #[test]

@@ -72,6 +72,24 @@ impl Subscriber {
             || self.private_allowed.as_deref().is_some_and(|allowed| topic::any_matches(allowed, &update.topics))
     }
 
+    /// [`Subscriber::may_receive`], remembering the answer for the last grant list seen: within
+    /// one fan-out, subscribers sharing an interned grant list are checked once.
+    pub(crate) fn may_receive_memo(&self, update: &Update, memo: &mut Option<(*const Selector, bool)>) -> bool {
+        if !update.private {
+            return true;
+        }
+        let Some(allowed) = self.private_allowed.as_deref() else { return false };
+        let key = allowed.as_ptr();
+        if let Some((k, answer)) = *memo
+            && k == key
+        {
+            return answer;
+        }
+        let answer = topic::any_matches(allowed, &update.topics);
+        *memo = Some((key, answer));
+        answer
+    }
+
     /// Whether the subscription's selectors match one of the update's topics. The registry's
     /// indexes already guarantee this for the candidates they return; replay from history
     /// uses it directly.

@@ -54,7 +54,7 @@ pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> 
     };
     let (private_allowed, payload, expires_at) = match grants {
         Some(g) => {
-            let allowed: Arc<[Selector]> = state.hub.compiler().compile_all(&g.subscribe).into();
+            let allowed: Arc<[Selector]> = state.hub.compiler().compile_grants(&g.subscribe);
             (Some(allowed), g.payload.map(Arc::new), g.expires_at)
         }
         None => (None, None, None),

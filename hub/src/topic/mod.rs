@@ -62,6 +62,10 @@ pub struct SelectorCompiler {
     /// dashmap: subscribers connect concurrently on every worker thread; sharding keeps them
     /// from contending on one lock. Values are `Arc`s handed out, never borrowed across awaits.
     templates: DashMap<Box<str>, Arc<UriTemplate>>,
+    /// Interned grant lists (a token's `subscribe` selectors): subscribers holding the same
+    /// claims share one list, which lets a fan-out check a private update once per distinct
+    /// grant instead of once per subscriber. Bounded like `templates`.
+    grants: DashMap<Box<[Box<str>]>, Arc<[Selector]>>,
     /// Most interned templates. Past it the table is cleared (selectors already compiled keep
     /// their `Arc`), which bounds memory against clients sending endless distinct templates.
     max_templates: usize,
@@ -69,7 +73,7 @@ pub struct SelectorCompiler {
 
 impl SelectorCompiler {
     pub fn new(max_templates: usize) -> Self {
-        SelectorCompiler { templates: DashMap::new(), max_templates }
+        SelectorCompiler { templates: DashMap::new(), grants: DashMap::new(), max_templates }
     }
 
     /// Compiles a selector. As in the Go hub, a selector that is not a valid template is
@@ -94,6 +98,20 @@ impl SelectorCompiler {
         }
         self.templates.insert(selector.into(), compiled.clone());
         Ok(Selector::Template(compiled))
+    }
+
+    /// Compiles a token's grant list, returning the shared copy when the same list was seen.
+    pub fn compile_grants(&self, selectors: &[String]) -> Arc<[Selector]> {
+        let key: Box<[Box<str>]> = selectors.iter().map(|s| s.as_str().into()).collect();
+        if let Some(g) = self.grants.get(&key) {
+            return g.clone();
+        }
+        let compiled: Arc<[Selector]> = self.compile_all(selectors).into();
+        if self.grants.len() >= self.max_templates {
+            self.grants.clear();
+        }
+        self.grants.insert(key, compiled.clone());
+        compiled
     }
 
     pub fn compile_all<S: AsRef<str>>(&self, selectors: &[S]) -> Vec<Selector> {
