@@ -66,7 +66,7 @@ pub struct CapacityArgs {
     pub subscribers: Vec<u64>,
 
     /// Publish rates (updates per second), comma-separated.
-    #[arg(long, default_value = "1,2,5,10,20", value_delimiter = ',')]
+    #[arg(long, default_value = "1,2,5,10,20,50,100", value_delimiter = ',')]
     pub rates: Vec<f64>,
 
     /// Publish seconds per point.
