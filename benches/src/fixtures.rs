@@ -82,7 +82,9 @@ pub fn update(topic: &str, data_len: usize) -> Arc<Update> {
     ))
 }
 
-/// A token's `mercure.subscribe` selectors, compiled by the hub (interned templates).
+/// A token's `mercure.subscribe` selectors, compiled and interned by the hub as the subscribe
+/// handler does (equal grant lists share one `Arc`).
 pub fn grants(hub: &Hub, selectors: &[&str]) -> Arc<[Selector]> {
-    hub.compiler().compile_all(selectors).into()
+    let owned: Vec<String> = selectors.iter().map(|s| s.to_string()).collect();
+    hub.compiler().compile_grants(&owned)
 }
