@@ -84,7 +84,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("history_publish");
     group.throughput(Throughput::Elements(UPDATES as u64));
     group.sample_size(10);
-    group.measurement_time(Duration::from_secs(8));
+    group.measurement_time(benches::measurement(Duration::from_secs(8)));
     for transport in [
         Transport::Local,
         Transport::Redb(FsyncPolicy::Always),

@@ -36,5 +36,9 @@ pub fn measurement(normal: Duration) -> Duration {
 /// and few samples in a smoke run. Command-line flags still apply on top.
 pub fn config() -> criterion::Criterion {
     let c = criterion::Criterion::default();
-    if quick() { c.warm_up_time(Duration::from_millis(300)).sample_size(10) } else { c }
+    if quick() {
+        c.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_millis(700)).sample_size(10)
+    } else {
+        c
+    }
 }
