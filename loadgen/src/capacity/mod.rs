@@ -89,6 +89,10 @@ pub struct CapacityArgs {
     #[arg(long)]
     pub no_skip_after_failure: bool,
 
+    /// Only redraw the figures of an existing output directory from its points/*.json.
+    #[arg(long)]
+    pub replot: Option<PathBuf>,
+
     /// Extra `mercure-loadgen run` flags for every point, whitespace-separated.
     #[arg(long, allow_hyphen_values = true, default_value = "")]
     pub run_args: String,
@@ -126,6 +130,25 @@ fn hub_config_lines(log: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// Reads `dir/points/subs-N-rate-R.json` back into points.
+fn load_points(dir: &std::path::Path) -> Result<Vec<Point>, String> {
+    let mut points = Vec::new();
+    let entries = std::fs::read_dir(dir.join("points")).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix("subs-").and_then(|r| r.strip_suffix(".json")) else {
+            continue;
+        };
+        let Some((n, rate)) = rest.split_once("-rate-") else { continue };
+        let (Ok(n), Ok(rate)) = (n.parse::<u64>(), rate.parse::<f64>()) else { continue };
+        let report = std::fs::read_to_string(e.path())
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str::<Report>(&t).map_err(|e| e.to_string()));
+        points.push(Point { subscribers: n, rate, report, file: format!("points/{name}") });
+    }
+    Ok(points)
+}
+
 /// The 1-minute load average, to show whether the machine was quiet.
 fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
@@ -136,6 +159,10 @@ fn loadavg() -> String {
 
 /// Runs the sweep.
 pub async fn run(a: CapacityArgs, stop: watch::Receiver<bool>) -> Result<(), String> {
+    if let Some(dir) = &a.replot {
+        let points = load_points(dir)?;
+        return plot::write_all(dir, &points, a.slo_ms);
+    }
     let started = Instant::now();
     let load_before = loadavg();
     let date = crate::clock::utc_date(crate::clock::now_ns() / 1_000_000_000);

@@ -7,13 +7,17 @@ use super::Point;
 use plotters::prelude::*;
 use std::path::Path;
 
-const PALETTE: [RGBColor; 6] = [
+const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
     RGBColor(214, 39, 40),
     RGBColor(148, 103, 189),
     RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
 ];
 
 /// Writes the three figures (SVG, plus PNG copies when `rsvg-convert` is installed).
@@ -76,7 +80,7 @@ fn figure(
     rates.sort_by(f64::total_cmp);
     rates.dedup();
     let x_max = points.iter().map(|p| p.subscribers).max().unwrap_or(1) as f64 * 1.05;
-    let y_max = points.iter().filter_map(&value).chain(hline).fold(0.0f64, f64::max).max(1e-3) * 1.15;
+    let y_max = points.iter().filter_map(&value).chain(hline).fold(0.0f64, f64::max).max(1e-3) * 1.6; // headroom: the legend sits top-left, above the data
     let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     let mut chart = ChartBuilder::on(&root)
