@@ -18,7 +18,7 @@ const BASE: &[&str] = &[
     "--duration",
     "2",
     "--settle",
-    "0.5",
+    "1",
     "--publishers",
     "2",
 ];
