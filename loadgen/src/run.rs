@@ -365,6 +365,12 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
     let latency = histo::summary(&hist);
     let hub = hub_source.as_ref().map(|src| {
         let v = samples.lock().map(|v| v.clone()).unwrap_or_default();
+        if v.is_empty() {
+            eprintln!(
+                "warning: no hub resource sample was taken from {src:?} (for a metrics URL: it \
+                 must expose process_resident_memory_bytes, process_cpu_seconds_total, process_open_fds)"
+            );
+        }
         HubStats::from_samples(src, v, conns.peak_held, (pub_window_start, pub_window_end))
     });
     let zero_loss = tally.lost == 0;
