@@ -135,8 +135,12 @@ pub struct Connections {
     pub requested: u64,
     /// Initial subscribers asked for.
     pub initial_requested: u64,
-    /// Initial subscribers connected when publishing started.
+    /// Connections open when publishing started (with short lifetimes, some initial
+    /// subscribers may already be between connections).
     pub initial_held: u64,
+    /// Initial subscribers that had connected at least once when publishing started.
+    #[serde(default)]
+    pub initial_connected: u64,
     /// Most connections open at once (sum of the workers' peaks: an upper bound when
     /// subscribers churn, exact for a constant population).
     pub peak_held: u64,
@@ -154,6 +158,9 @@ pub struct Connections {
     pub server_drops: u64,
     /// Reconnections.
     pub reconnects: u64,
+    /// Subscriptions still waiting for the hub's response headers when the run stopped.
+    #[serde(default)]
+    pub pending_at_stop: u64,
 }
 
 /// Publish counts and timings.
@@ -260,7 +267,13 @@ impl Report {
         for (k, v) in &c.error_kinds {
             let _ = writeln!(s, "               {k}: {}", n(*v));
         }
-        let _ = writeln!(s, "             hub drops {}  reconnects {}", n(c.server_drops), n(c.reconnects));
+        let _ = writeln!(
+            s,
+            "             hub drops {}  reconnects {}  unanswered at stop {}",
+            n(c.server_drops),
+            n(c.reconnects),
+            n(c.pending_at_stop)
+        );
         let _ = writeln!(
             s,
             "published    {} accepted / {} scheduled  ({} rejected, {} unknown)  {:.1}/s of {:.1}/s offered  POST p99 {:.2} ms  lag p99 {:.2} ms",

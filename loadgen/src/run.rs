@@ -201,7 +201,9 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
         return Err(format!("worker failed: {err}"));
     }
     let connect_s = t_start.elapsed().as_secs_f64();
-    let initial_held = aggregate(&handles).held;
+    let at_start = aggregate(&handles);
+    let initial_held = at_start.held;
+    let initial_connected = at_start.initial_connected;
 
     // Phase 2: publish.
     progress.phase("publishing");
@@ -313,6 +315,7 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
         requested: total_subs,
         initial_requested: args.initial_subscribers,
         initial_held,
+        initial_connected,
         held_at_stop,
         ..Connections::default()
     };
@@ -334,6 +337,7 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
         conns.errors += p.connect_errors;
         conns.server_drops += p.drops;
         conns.reconnects += p.reconnects;
+        conns.pending_at_stop += p.pending_at_stop;
         conns.never_connected += f.never_connected;
         for (k, v) in f.error_kinds {
             *conns.error_kinds.entry(k).or_default() += v;
@@ -377,7 +381,7 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
     let p99_ok = latency.count > 0 && latency.p99 < args.slo_ms;
     // Connect errors that a retry recovered from are reported, not failed on: what
     // counts is that every initial subscriber was held and none was lost for good.
-    let all_connected = initial_held >= args.initial_subscribers && conns.never_connected == 0;
+    let all_connected = initial_connected >= args.initial_subscribers && conns.never_connected == 0;
     let offered_per_s = if publish_s > 0.0 { publisher.scheduled() as f64 / publish_s } else { 0.0 };
     let achieved_per_s = accepted as f64 / publish_s_real.max(1e-9);
     // The hub absorbed the offered publish rate (5 % slack for scheduling noise).

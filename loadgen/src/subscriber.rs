@@ -90,7 +90,11 @@ pub async fn run(
         }
         let connected = tokio::select! {
             c = connect(&shard, &selector, if resume { last_id.as_deref() } else { None }) => c,
-            _ = stop.wait_for(|s| *s) => continue,
+            _ = stop.wait_for(|s| *s) => {
+                // The hub had not answered this subscription when the run stopped.
+                shard.pending_at_stop();
+                continue;
+            }
         };
         let (resp, mut conn) = match connected {
             Ok(x) => {
@@ -192,7 +196,9 @@ pub async fn run(
                 break;
             }
             Ended::Lifetime => {
-                deadline = lifetime.map(|l| Instant::now() + l);
+                // The next connection's lifetime starts when it is established (not
+                // now: the reconnect delay would eat a short lifetime whole).
+                deadline = None;
                 match shard.cfg.lifetime_end {
                     EndAction::Close => {
                         end_session(&mut sessions, false, closed_at, grace);

@@ -161,6 +161,9 @@ pub struct Progress {
     pub drops: u64,
     /// Reconnections (after a drop or a lifetime end).
     pub reconnects: u64,
+    /// Subscriptions the hub had not answered (no response headers) when the run stopped.
+    #[serde(default)]
+    pub pending_at_stop: u64,
     /// Events received (ours or not).
     pub events: u64,
     /// Events that were not this run's.
@@ -246,6 +249,9 @@ impl Shard {
     }
     pub(crate) fn dropped(&self) {
         self.live.borrow_mut().p.drops += 1;
+    }
+    pub(crate) fn pending_at_stop(&self) {
+        self.live.borrow_mut().p.pending_at_stop += 1;
     }
     pub(crate) fn reconnecting(&self) {
         self.live.borrow_mut().p.reconnects += 1;
@@ -334,13 +340,31 @@ pub async fn run_shard(
     let mut tally = Tally::default();
     let mut never = 0;
     let owed_private = cfg.subscriber_jwt.is_some();
+    // MERCURE_LOADGEN_DEBUG_LOSS=1: print each lossy session on stderr.
+    let debug_loss = std::env::var_os("MERCURE_LOADGEN_DEBUG_LOSS").is_some();
     for r in &results {
         if r.sessions.is_empty() {
             never += 1;
         }
         let matched = cfg.topics.selector_for(cfg.selector, r.index).topics;
         for s in &r.sessions {
-            tally.add(&tally_session(s, &indexed, matched, cfg.private, owed_private));
+            let t = tally_session(s, &indexed, matched, cfg.private, owed_private);
+            if t.lost > 0 && debug_loss {
+                // Diagnostics for a lossy session: its window and what it received.
+                let ranges: Vec<String> =
+                    s.received.iter().map(|(k, set)| format!("topic {k}: {:?}", set.ranges())).collect();
+                eprintln!(
+                    "loss: subscriber {} window [{}, {}] closed {} lost {} of {}; received {}",
+                    r.index,
+                    s.start,
+                    s.end,
+                    s.closed,
+                    t.lost,
+                    t.expected,
+                    ranges.join("; ")
+                );
+            }
+            tally.add(&t);
         }
     }
     let l = shard.live.borrow();

@@ -118,3 +118,45 @@ fn hub_eviction_of_a_slow_subscriber_is_reported_as_drops_and_loss() {
     assert_eq!(u(&r, &["delivery", "delivered"]) + lost, u(&r, &["delivery", "expected"]));
     assert_eq!(r["verdict"]["zero_loss"], false);
 }
+
+#[test]
+fn churning_subscribers_resume_with_last_event_id_and_lose_nothing() {
+    // Gatling-style arrivals and random lifetimes, but each subscriber comes back with
+    // Last-Event-ID when its lifetime ends: the hub's history must replay the gap.
+    let dir = scratch("real-churn");
+    let h = hub::start("", &dir);
+    let r = run_loadgen(
+        "real-churn",
+        &h.url,
+        &[
+            "--initial-subscribers",
+            "100",
+            "--subscribers-rate-from",
+            "10",
+            "--subscribers-rate-to",
+            "30",
+            "--injection-duration",
+            "3",
+            "--connection-duration",
+            "1.5",
+            "--random-connection-duration",
+            "true",
+            "--lifetime-end",
+            "resume",
+            "--publishers-rate-from",
+            "20",
+            "--publishers-rate-to",
+            "20",
+            "--duration",
+            "4",
+            "--settle",
+            "1",
+        ],
+    );
+    assert_eq!(u(&r, &["connections", "requested"]), 100 + 60);
+    assert!(u(&r, &["connections", "reconnects"]) > 100);
+    assert!(u(&r, &["delivery", "replayed"]) > 0, "resumed connections must get replays");
+    assert_eq!(u(&r, &["delivery", "lost"]), 0);
+    assert_eq!(u(&r, &["delivery", "duplicates"]), 0);
+    assert_eq!(u(&r, &["delivery", "out_of_order"]), 0);
+}
