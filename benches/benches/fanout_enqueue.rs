@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use benches::fixtures::{self, TOPIC};
 use benches::latency::LatencyLog;
-use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// The hub binary's allocator: a fan-out allocates per recipient, so the allocator shows in it.
 #[global_allocator]
@@ -29,17 +29,7 @@ fn fanout_enqueue(c: &mut Criterion) {
         fixtures::drain_and_park(&subs);
         let update = fixtures::update(TOPIC, 100);
         group.throughput(Throughput::Elements(n as u64));
-        if n >= 100_000 {
-            group
-                .sampling_mode(SamplingMode::Flat)
-                .sample_size(10)
-                .measurement_time(benches::measurement(Duration::from_secs(8)));
-        } else {
-            group
-                .sampling_mode(SamplingMode::Auto)
-                .sample_size(if benches::quick() { 10 } else { 50 })
-                .measurement_time(benches::measurement(Duration::from_secs(4)));
-        }
+        benches::size_fanout_group(&mut group, n, 50);
         let mut log = LatencyLog::default();
         let id = format!("subs={n}");
         group.bench_function(&id, |b| {

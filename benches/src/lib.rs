@@ -42,3 +42,24 @@ pub fn config() -> criterion::Criterion {
         c
     }
 }
+
+/// Sampling for a fan-out group at `subscribers`: from 100k up one iteration takes
+/// milliseconds, so flat sampling with 10 samples over 8 s; below, `samples` samples over 4 s
+/// (10 in quick mode).
+pub fn size_fanout_group<M: criterion::measurement::Measurement>(
+    group: &mut criterion::BenchmarkGroup<'_, M>,
+    subscribers: usize,
+    samples: usize,
+) {
+    if subscribers >= 100_000 {
+        group
+            .sampling_mode(criterion::SamplingMode::Flat)
+            .sample_size(10)
+            .measurement_time(measurement(Duration::from_secs(8)));
+    } else {
+        group
+            .sampling_mode(criterion::SamplingMode::Auto)
+            .sample_size(if quick() { 10 } else { samples })
+            .measurement_time(measurement(Duration::from_secs(4)));
+    }
+}
