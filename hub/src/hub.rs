@@ -183,15 +183,23 @@ impl Hub {
 
     /// Removes a subscriber (idempotent) and closes its queue.
     pub fn unsubscribe(&self, sub: &Subscriber, reason: CloseReason) {
+        let was_registered = self.registry.remove(sub);
+        self.end(sub, reason, was_registered);
+    }
+
+    /// The one place a subscription ends: close the queue (waking its writer), cut a connection
+    /// blocked on a client that stopped reading, and, if the subscriber had still been
+    /// registered, count and announce its end.
+    fn end(&self, sub: &Subscriber, reason: CloseReason, was_registered: bool) {
         if let Some(w) = sub.queue.close(reason) {
             w.wake();
         }
-        if self.registry.remove(sub) {
-            self.metrics.subscribers.fetch_sub(1, Ordering::Relaxed);
-            self.announce(sub, false);
-        }
         if let Some(abort) = sub.conn_abort.get() {
             abort.notify_one();
+        }
+        if was_registered {
+            self.metrics.subscribers.fetch_sub(1, Ordering::Relaxed);
+            self.announce(sub, false);
         }
     }
 
@@ -301,14 +309,7 @@ impl Hub {
     /// emptied in one go; each subscriber's queue is then closed and its end announced.
     pub fn close_all(&self) {
         for sub in self.registry.drain() {
-            self.metrics.subscribers.fetch_sub(1, Ordering::Relaxed);
-            if let Some(w) = sub.queue.close(CloseReason::Closed) {
-                w.wake();
-            }
-            if let Some(abort) = sub.conn_abort.get() {
-                abort.notify_one();
-            }
-            self.announce(&sub, false);
+            self.end(&sub, CloseReason::Closed, true);
         }
     }
 }

@@ -11,9 +11,9 @@ use hyper::{Method, Response, StatusCode};
 use super::body::HubBody;
 use super::response::{Refusal, Resp};
 
-/// Adds the CORS headers for `origin` to a response, when it is allowed.
-pub fn decorate(allowed: &[String], request: &HeaderMap, response: &mut HeaderMap) {
-    let Some(origin) = request.get(header::ORIGIN) else { return };
+/// Adds the CORS headers for the request's `Origin` to a response, when it is allowed.
+pub fn decorate(allowed: &[String], origin: Option<&HeaderValue>, response: &mut HeaderMap) {
+    let Some(origin) = origin else { return };
     if allowed.iter().any(|a| a == "*") {
         response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         return;
@@ -35,7 +35,7 @@ pub fn preflight(allowed: &[String], request: &HeaderMap) -> Result<Resp, Refusa
         resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST, OPTIONS"));
         return Ok(resp);
     }
-    decorate(allowed, request, resp.headers_mut());
+    decorate(allowed, request.get(header::ORIGIN), resp.headers_mut());
     if !resp.headers().contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN) {
         return Err(Refusal::new(403, "origin not allowed by cors_origins"));
     }

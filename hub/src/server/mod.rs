@@ -213,7 +213,14 @@ impl Connection {
             Ok(native::Sniffed::Subscribe(req)) => {
                 let version = req.version();
                 let result = subscribe::handle(&self.state, &req);
-                let resp = finish(&self.state, &Method::GET, req.uri().path(), peer, Some(req.headers()), result);
+                let resp = finish(
+                    &self.state,
+                    &Method::GET,
+                    req.uri().path(),
+                    peer,
+                    req.headers().get(header::ORIGIN),
+                    result,
+                );
                 drop(req);
                 native::respond(&mut stream, version, resp, limits.shutdown_grace).await;
             }
@@ -258,7 +265,8 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, 
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let is_mercure = is_under(&path, MERCURE_PATH);
-    let headers = if is_mercure { Some(req.headers().clone()) } else { None };
+    // Only the Origin is needed for CORS once the request is consumed: no header-map copy.
+    let origin = if is_mercure { req.headers().get(header::ORIGIN).cloned() } else { None };
     let result: Result<Resp, Refusal> = match (&method, path.as_str()) {
         (m, _) if is_mercure && cors::is_preflight(m) => cors::preflight(&state.settings.cors_origins, req.headers()),
         (&Method::GET | &Method::HEAD, MERCURE_PATH) => {
@@ -286,7 +294,7 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, 
         }
         _ => Err(Refusal::new(404, "not found")),
     };
-    finish(state, &method, &path, peer, headers.as_ref(), result)
+    finish(state, &method, &path, peer, origin.as_ref(), result)
 }
 
 /// Turns a handler's result into the response: refusals are counted, logged (one line each)
@@ -296,7 +304,7 @@ fn finish(
     method: &Method,
     path: &str,
     peer: SocketAddr,
-    cors_headers: Option<&hyper::HeaderMap>,
+    origin: Option<&HeaderValue>,
     result: Result<Resp, Refusal>,
 ) -> Resp {
     let mut resp = match result {
@@ -311,9 +319,7 @@ fn finish(
             r
         }
     };
-    if let Some(h) = cors_headers {
-        cors::decorate(&state.settings.cors_origins, h, resp.headers_mut());
-    }
+    cors::decorate(&state.settings.cors_origins, origin, resp.headers_mut());
     resp
 }
 
