@@ -203,6 +203,11 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 5000)]
     pub stall_ms: u64,
 
+    /// Scheduling policy of the worker processes: `batch` (SCHED_BATCH: a delivery never
+    /// preempts the hub on a shared core) or `normal`. See loadgen/README.md.
+    #[arg(long, value_enum, default_value_t = crate::sched::WorkerSched::Batch)]
+    pub worker_sched: crate::sched::WorkerSched,
+
     /// With `--source-addrs auto`: worker w binds 127.0.0.(base + w). The capacity sweep
     /// moves the base per point, so a point never reuses source ports still in
     /// TIME_WAIT from the previous one (that showed up as connect errors at 19k).

@@ -13,7 +13,8 @@
 //!   [`topics`], with the publish log.
 //! - [`worker`]: worker processes and their pipe protocol; [`swarm`]: the subscribers one
 //!   worker owns; [`subscriber`]: one SSE connection with lifetime and reconnection;
-//!   [`sse`]: the event-stream parser; [`payload`]: the stamp in each update.
+//!   [`sse`]: the event-stream parser; [`payload`]: the stamp in each update; [`sched`]: the
+//!   workers' scheduling policy (no wakeup preemption of the hub on shared cores).
 //! - [`seqset`] and [`accounting`]: exact expected/delivered/lost bookkeeping.
 //! - [`histo`]: latency histograms; [`hubstats`]: hub RSS/CPU/fds sampling;
 //!   [`progress`]: the live terminal line; [`report`]: the JSON report and summary.
@@ -39,6 +40,7 @@ pub mod progress;
 pub mod publisher;
 pub mod report;
 pub mod run;
+pub mod sched;
 pub mod schedule;
 pub mod seqset;
 pub mod sse;

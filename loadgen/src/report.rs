@@ -106,6 +106,9 @@ pub struct ConfigEcho {
     pub publishers: usize,
     /// Worker processes.
     pub workers: u32,
+    /// Their scheduling policy, `batch` or `normal` (added in v1.2; older reports ran `normal`).
+    #[serde(default)]
+    pub worker_sched: String,
     /// Source addresses used.
     pub source_addrs: Vec<String>,
     /// Settle / grace, seconds.

@@ -152,6 +152,7 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
             seed,
             stall_after: args.stall_after,
             stall_ms: args.stall_ms,
+            sched: args.worker_sched,
         };
         handles.push(WorkerHandle::spawn(&exe, cfg).await?);
     }
@@ -415,6 +416,7 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
             on_drop: format!("{:?}", args.on_drop).to_lowercase(),
             publishers: args.publishers,
             workers,
+            worker_sched: args.worker_sched.as_str().into(),
             source_addrs: sources.iter().map(|s| s.map_or("auto".into(), |a| a.to_string())).collect(),
             settle_s: args.settle,
             slo_ms: args.slo_ms,

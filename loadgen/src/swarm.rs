@@ -109,6 +109,9 @@ pub struct SwarmConfig {
     pub stall_after: Option<u64>,
     /// For how long, ms (once per connection).
     pub stall_ms: u64,
+    /// Scheduling policy of this worker's runtime thread.
+    #[serde(default)]
+    pub sched: crate::sched::WorkerSched,
 }
 
 /// Coordinator → worker.
@@ -272,6 +275,10 @@ pub async fn run_shard(
     mut control: mpsc::UnboundedReceiver<Control>,
     out: mpsc::UnboundedSender<WorkerMsg>,
 ) {
+    // Before any connection opens; this is the runtime's only thread (current_thread).
+    if let Err(e) = crate::sched::apply(cfg.sched) {
+        eprintln!("worker {}: {e}; continuing with the inherited policy", cfg.worker);
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let shard = Rc::new(Shard {
         target: cfg.target,
