@@ -6,9 +6,9 @@
 //! delivery, paid by both sides, and a fan-out that finishes later than it would with the
 //! clients on other machines. `SCHED_BATCH` turns wakeup preemption off for the workers only:
 //! they still get their fair share of CPU (same nice value, same CFS weight) and read as soon
-//! as a core is free, but never interrupt the hub. Measured on the 2-core machine, 10k
-//! subscribers at 1 update/s: p99 108 ms with `normal`, 90 ms with `batch` (see
-//! `results/capacity-*/summary.md` for the A/B of the committed sweep).
+//! as a core is free, but never interrupt the hub. Measured on the 2-core machine in seven
+//! alternating pairs: p50 10–20% lower with `batch` in every pair, p99 lower in five
+//! (`results/capacity-2026-11-22-r2/worker-sched-ab.md`).
 //!
 //! Invariant: only the calling thread changes policy (Linux policies are per thread); call it
 //! on the worker's runtime thread before connections open, and threads spawned later inherit it.
