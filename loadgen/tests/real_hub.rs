@@ -42,6 +42,7 @@ fn two_hundred_subscribers_fifty_updates_per_second_lose_nothing() {
     assert!(p99 > 0.0 && p99 < 1000.0, "p99 {p99} ms");
     assert!(u(&r, &["hub", "rss_max_bytes"]) > 0);
     assert!(u(&r, &["hub", "fds_max"]) >= 200);
+    assert_eq!(r["config"]["worker_sched"], "batch", "workers run under SCHED_BATCH by default");
 }
 
 #[test]
@@ -70,9 +71,13 @@ fn private_updates_with_cookie_auth_lose_nothing() {
             "5",
             "--selector",
             "template",
+            "--worker-sched",
+            "normal",
         ],
     );
     assert_eq!(r["config"]["subscriber_auth"], "cookie");
+    // The policy asked for is the one the report records (the default is covered above).
+    assert_eq!(r["config"]["worker_sched"], "normal");
     assert_eq!(u(&r, &["delivery", "expected"]), 50 * 40);
     assert_eq!(u(&r, &["delivery", "lost"]), 0);
     assert_eq!(u(&r, &["delivery", "unexpected"]), 0);
