@@ -4,9 +4,9 @@
 //! what `scripts/bench-regress` compares against `results/bench-baseline.json` in CI.
 //!
 //! Covered: topic matching (exact, template regex, registry cache hit), JWT verification
-//! (HS256, RS256, ES256), SSE encoding (100 B, 64 KiB), one queue push, and one publish to
-//! 1000 subscribers (match + enqueue + wake). Setup (building hubs, keys, tokens) runs outside
-//! the measured call. Needs `gungraun-runner` 0.20.0 on the PATH.
+//! (HS256, RS256, ES256, and an ES256 token already accepted), SSE encoding (100 B, 64 KiB),
+//! one queue push, and one publish to 1000 subscribers (match + enqueue + wake). Setup
+//! (building hubs, keys, tokens) runs outside the measured call. Needs `gungraun-runner` 0.20.0 on the PATH.
 //!
 //! Invariant: every bench hands its inputs back in its return value, so their teardown runs in
 //! gungraun's caller, outside the count. Teardown is not what these benches gate, and it is
@@ -89,6 +89,21 @@ fn verify_jwt((verifier, token): (Verifier, String)) -> (Grants, Verifier, Strin
     (black_box(verifier.verify(black_box(&token)).expect("valid")), verifier, token)
 }
 
+/// The same, for a token the verifier has already accepted (the hub's default: repeated
+/// tokens are remembered, `exp` re-checked): what a publisher's second POST pays.
+fn remembered_jwt(alg: Algorithm) -> (Verifier, String) {
+    let (verifier, token) = jwt(alg);
+    let verifier = verifier.with_cache(16);
+    verifier.verify(&token).expect("valid");
+    (verifier, token)
+}
+
+#[library_benchmark]
+#[bench::es256(setup = remembered_jwt, args = (Algorithm::ES256))]
+fn verify_jwt_remembered((verifier, token): (Verifier, String)) -> (Grants, Verifier, String) {
+    (black_box(verifier.verify(black_box(&token)).expect("valid")), verifier, token)
+}
+
 // ---- SSE encoding ----
 
 #[library_benchmark]
@@ -136,7 +151,8 @@ fn publish((hub, subs, update): (Hub, Vec<Arc<Subscriber>>, Arc<Update>)) -> (Di
 
 library_benchmark_group!(
     name = gate,
-    benchmarks = [match_topic, match_registry_template, verify_jwt, sse_encode, queue_push, publish]
+    benchmarks =
+        [match_topic, match_registry_template, verify_jwt, verify_jwt_remembered, sse_encode, queue_push, publish]
 );
 
 main!(library_benchmark_groups = gate);

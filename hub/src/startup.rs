@@ -70,6 +70,7 @@ pub fn log_settings(settings: &Settings, max_connections: usize) {
         max_connections,
         queue_events = settings.limits.queue_events,
         queue_bytes = settings.limits.queue_bytes,
+        jwt_cache_entries = settings.limits.jwt_cache_entries,
         "configuration"
     );
     for name in &settings.inactive {

@@ -250,3 +250,36 @@ async fn subscribers_authenticate_by_cookie_and_a_broken_token_is_never_anonymou
     let query = subscribe_path(&[TOPIC], &[("authorization", "garbage")]);
     assert_eq!(SseStream::status_of(hub.addr(), &query, &[]).await.0, 401);
 }
+
+/// The accepted-token cache (`jwt_cache_entries`, on by default) must not outlive a token:
+/// the same token, accepted and so remembered, is refused from its `exp` on, for publishing
+/// and for subscribing. Also: a token signed with the wrong key is refused on every attempt.
+#[tokio::test]
+async fn a_remembered_token_is_refused_once_it_expires() {
+    let hub = HubProcess::start(&[("MERCURE_PUBLISHER_JWT_KEY", KEY)]);
+    let exp = unix_time(2);
+    let token = hs256(KEY, &json!({"mercure": {"publish": ["*"], "subscribe": ["*"]}, "exp": exp}));
+    for _ in 0..3 {
+        assert_eq!(publish_status(&hub, &token).await, 200, "valid before exp, repeatedly");
+    }
+    assert_eq!(subscribe_status(&hub, &token).await, 200);
+    let forged = hs256("not-the-key", &json!({"mercure": {"publish": ["*"]}}));
+    for _ in 0..2 {
+        assert_eq!(publish_status(&hub, &forged).await, 401);
+    }
+    while unix_time(0) < exp {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(publish_status(&hub, &token).await, 401, "publish with the remembered token after exp");
+    assert_eq!(subscribe_status(&hub, &token).await, 401, "subscribe with the remembered token after exp");
+}
+
+#[tokio::test]
+async fn jwt_cache_entries_zero_is_accepted_and_auth_still_works() {
+    let hub = HubProcess::start_with_args(&[("MERCURE_PUBLISHER_JWT_KEY", KEY)], &["--jwt-cache-entries", "0"]);
+    let token = hs256(KEY, &json!({"mercure": {"publish": ["*"]}}));
+    assert_eq!(publish_status(&hub, &token).await, 200);
+    assert_eq!(publish_status(&hub, &token).await, 200);
+    let hub = HubProcess::with_directives("anonymous\njwt_cache_entries 0");
+    assert_eq!(subscribe_status(&hub, &subscriber_token(&["*"])).await, 200);
+}

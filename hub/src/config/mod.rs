@@ -95,6 +95,9 @@ pub struct Cli {
     /// Time streams get to finish at shutdown and after eviction (directive `shutdown_grace`) [default: 5s]
     #[arg(long, value_parser = duration_arg)]
     pub shutdown_grace: Option<Duration>,
+    /// Accepted tokens remembered per role to skip repeated signature checks; 0 disables (directive `jwt_cache_entries`) [default: 4096]
+    #[arg(long)]
+    pub jwt_cache_entries: Option<usize>,
     /// Log format: `text` or `json`
     #[arg(long, env = "MERCURE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -162,6 +165,7 @@ impl Cli {
         l.queue_bytes = self.subscriber_queue_bytes.unwrap_or(l.queue_bytes);
         l.header_read_timeout = self.header_read_timeout.unwrap_or(l.header_read_timeout);
         l.shutdown_grace = self.shutdown_grace.unwrap_or(l.shutdown_grace);
+        l.jwt_cache_entries = self.jwt_cache_entries.unwrap_or(l.jwt_cache_entries);
         s.validate()
     }
 }

@@ -32,6 +32,9 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// Time allowed for streams to finish at shutdown before connections are cut. Default 5 s.
     pub shutdown_grace: Duration,
+    /// Accepted tokens remembered per role, so a repeated token skips the signature check
+    /// (`exp` is still enforced); 0 disables. Default 4096.
+    pub jwt_cache_entries: usize,
 }
 
 impl Default for Limits {
@@ -46,6 +49,7 @@ impl Default for Limits {
             dispatch_timeout: Duration::from_secs(5),
             header_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
+            jwt_cache_entries: 4096,
         }
     }
 }
@@ -162,6 +166,12 @@ fn count(d: &Directive) -> Result<usize, String> {
     a.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| format!("{}: {a:?} is not a positive integer", d.name))
 }
 
+/// A count where 0 means "off".
+fn count_or_zero(d: &Directive) -> Result<usize, String> {
+    let a = one_arg(d)?;
+    a.parse::<usize>().map_err(|_| format!("{}: {a:?} is not a non-negative integer", d.name))
+}
+
 fn duration(d: &Directive) -> Result<Duration, String> {
     parse_duration(one_arg(d)?).map_err(|e| format!("{}: {e}", d.name))
 }
@@ -220,6 +230,7 @@ impl Settings {
             "subscriber_queue_bytes" => self.limits.queue_bytes = count(d)?,
             "header_read_timeout" => self.limits.header_read_timeout = duration(d)?,
             "shutdown_grace" => self.limits.shutdown_grace = duration(d)?,
+            "jwt_cache_entries" => self.limits.jwt_cache_entries = count_or_zero(d)?,
             // Go hub directives this hub accepts but does not act on (yet): said at start-up.
             "publisher_jwks_url"
             | "subscriber_jwks_url"

@@ -59,9 +59,9 @@ impl State {
     pub fn new(settings: Settings) -> Result<Self, String> {
         let pk = settings.publisher_key.as_ref().ok_or("no publisher key configured")?;
         let sk = settings.subscriber_key.as_ref().unwrap_or(pk);
-        let publisher = Verifier::new(pk).map_err(|e| format!("publisher key: {e}"))?;
-        let subscriber = Verifier::new(sk).map_err(|e| format!("subscriber key: {e}"))?;
         let l = &settings.limits;
+        let publisher = Verifier::new(pk).map_err(|e| format!("publisher key: {e}"))?.with_cache(l.jwt_cache_entries);
+        let subscriber = Verifier::new(sk).map_err(|e| format!("subscriber key: {e}"))?.with_cache(l.jwt_cache_entries);
         let options = HubOptions {
             queue: QueueLimits {
                 max_events: l.queue_events,
