@@ -80,8 +80,16 @@ struct Accepted {
 }
 
 impl Accepted {
-    fn get(&self, token: &str) -> Option<Arc<Grants>> {
-        self.map.lock().get(token).cloned()
+    /// The grants of a remembered token that has not expired; an expired one is forgotten
+    /// (so it stops taking a slot) and reported as such.
+    fn get(&self, token: &str) -> Option<Result<Arc<Grants>, AuthError>> {
+        let mut map = self.map.lock();
+        let grants = map.get(token)?;
+        if expired(grants.expires_at) {
+            map.remove(token);
+            return Some(Err(AuthError::Expired));
+        }
+        Some(Ok(grants.clone()))
     }
 
     fn insert(&self, token: &str, grants: Grants) {
@@ -153,8 +161,8 @@ impl Verifier {
 
     pub fn verify(&self, token: &str) -> Result<Grants, AuthError> {
         let Some(accepted) = &self.accepted else { return self.verify_signed(token) };
-        if let Some(grants) = accepted.get(token) {
-            return if expired(grants.expires_at) { Err(AuthError::Expired) } else { Ok((*grants).clone()) };
+        if let Some(remembered) = accepted.get(token) {
+            return remembered.map(|grants| (*grants).clone());
         }
         let grants = self.verify_signed(token)?;
         accepted.insert(token, grants.clone());
@@ -274,6 +282,8 @@ mod tests {
             std::thread::sleep(Duration::from_millis(100));
         }
         assert_eq!(v.verify(&t).unwrap_err(), AuthError::Expired, "served from the cache, refused at exp");
+        assert_eq!(v.remembered(), 0, "an expired token is forgotten");
+        assert_eq!(v.verify(&t).unwrap_err(), AuthError::Expired, "and refused by the full check after that");
     }
 
     #[test]

@@ -163,7 +163,7 @@ fn no_args(d: &Directive) -> Result<(), String> {
 
 fn count(d: &Directive) -> Result<usize, String> {
     let a = one_arg(d)?;
-    a.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| format!("{}: {a:?} is not a positive integer", d.name))
+    count_or_zero(d).ok().filter(|n| *n > 0).ok_or_else(|| format!("{}: {a:?} is not a positive integer", d.name))
 }
 
 /// A count where 0 means "off".
