@@ -283,3 +283,35 @@ async fn jwt_cache_entries_zero_is_accepted_and_auth_still_works() {
     let hub = HubProcess::with_directives("anonymous\njwt_cache_entries 0");
     assert_eq!(subscribe_status(&hub, &subscriber_token(&["*"])).await, 200);
 }
+
+/// "Never expires" tokens from PHP, Java and Go libraries carry `exp` values such as 2^63,
+/// 2^64 or 1e19. Each must yield a working token (clamped to a far-future expiry) or a 401,
+/// never a panic: before the fix these requests got no response at all and the connection
+/// gauge drifted up by one per request.
+#[tokio::test]
+async fn huge_and_odd_numeric_claims_never_break_a_request() {
+    let hub = HubProcess::with_directives("");
+    let raw_claims = |claim: &str, raw: &str| -> serde_json::Value {
+        serde_json::from_str(&format!(r#"{{"mercure":{{"publish":["*"],"subscribe":["*"]}},"{claim}":{raw}}}"#))
+            .expect("test claims are JSON")
+    };
+    // Far-future values: the token works for publishing and for subscribing, and a private
+    // update reaches the subscriber holding it.
+    for raw in ["9223372036854775807", "9223372036854775808", "18446744073709551616", "1e19", "1e300"] {
+        let token = hs256(KEY, &raw_claims("exp", raw));
+        let auth = format!("Bearer {token}");
+        let mut sub = SseStream::connect(hub.addr(), &subscribe_path(&[TOPIC], &[]), &[("Authorization", &auth)]).await;
+        let id = publish_ok(hub.addr(), &token, &[("topic", TOPIC), ("data", raw), ("private", "on")]).await;
+        assert_event(&sub.next_event().await, &id, raw);
+    }
+    // Past or malformed values: a clean 401 on both paths.
+    for (claim, raw) in [("exp", "-1"), ("exp", "-1e300"), ("exp", "\"never\""), ("exp", "true"), ("nbf", "1e300")] {
+        let token = hs256(KEY, &raw_claims(claim, raw));
+        assert_eq!(publish_status(&hub, &token).await, 401, "publish with {claim} {raw}");
+        assert_eq!(subscribe_status(&hub, &token).await, 401, "subscribe with {claim} {raw}");
+    }
+    // Every connection above has ended: the only one open is the scrape's own.
+    let open = hub.wait_metric("mercure_connections", 1, std::time::Duration::from_secs(5)).await;
+    assert_eq!(open, 1, "the connection gauge is exact");
+    assert!(!hub.logs().contains("panicked"), "no request panicked:\n{}", hub.logs());
+}

@@ -88,8 +88,11 @@ pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> 
 /// The earliest of the token's expiry and the write timeout, as a tokio instant.
 fn stream_deadline(expires_at: Option<SystemTime>, write_timeout: Option<Duration>) -> Option<tokio::time::Instant> {
     let now = tokio::time::Instant::now();
-    let by_token = expires_at.map(|t| now + t.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO));
-    let by_timeout = write_timeout.map(|d| now + d);
+    // Checked: a far-future `exp` (clamped to year 9999 by the verifier) or a huge
+    // `write_timeout` may not fit an `Instant`; such a bound is no bound.
+    let by_token =
+        expires_at.and_then(|t| now.checked_add(t.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO)));
+    let by_timeout = write_timeout.and_then(|d| now.checked_add(d));
     match (by_token, by_timeout) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
