@@ -98,6 +98,21 @@ pub struct Cli {
     /// Accepted tokens remembered per role to skip repeated signature checks; 0 disables (directive `jwt_cache_entries`) [default: 4096]
     #[arg(long)]
     pub jwt_cache_entries: Option<usize>,
+    /// Most distinct URI templates subscribed to at once, hub-wide (directive `max_templates`) [default: 1000]
+    #[arg(long)]
+    pub max_templates: Option<usize>,
+    /// Most distinct URI templates in one subscription (directive `max_templates_per_subscription`) [default: 16]
+    #[arg(long)]
+    pub max_templates_per_subscription: Option<usize>,
+    /// Most bytes in one URI template (directive `max_template_length`) [default: 1024]
+    #[arg(long)]
+    pub max_template_length: Option<usize>,
+    /// Most `{…}` expressions in one URI template (directive `max_template_expressions`) [default: 10]
+    #[arg(long)]
+    pub max_template_expressions: Option<usize>,
+    /// Most variables in one URI template (directive `max_template_variables`) [default: 20]
+    #[arg(long)]
+    pub max_template_variables: Option<usize>,
     /// Log format: `text` or `json`
     #[arg(long, env = "MERCURE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -166,6 +181,12 @@ impl Cli {
         l.header_read_timeout = self.header_read_timeout.unwrap_or(l.header_read_timeout);
         l.shutdown_grace = self.shutdown_grace.unwrap_or(l.shutdown_grace);
         l.jwt_cache_entries = self.jwt_cache_entries.unwrap_or(l.jwt_cache_entries);
+        l.max_templates = self.max_templates.unwrap_or(l.max_templates);
+        l.max_templates_per_subscription =
+            self.max_templates_per_subscription.unwrap_or(l.max_templates_per_subscription);
+        l.template.max_length = self.max_template_length.unwrap_or(l.template.max_length);
+        l.template.max_expressions = self.max_template_expressions.unwrap_or(l.template.max_expressions);
+        l.template.max_variables = self.max_template_variables.unwrap_or(l.template.max_variables);
         s.validate()
     }
 }

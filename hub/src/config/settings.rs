@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::auth::KeySpec;
 use crate::auth::jwt::parse_algorithm;
 use crate::history::HistorySpec;
+use crate::topic::TemplateLimits;
 
 use super::directives::Directive;
 use super::duration::parse_duration;
@@ -35,6 +36,14 @@ pub struct Limits {
     /// Accepted tokens remembered per role, so a repeated token skips the signature check
     /// (`exp` is still enforced); 0 disables. Default 4096.
     pub jwt_cache_entries: usize,
+    /// Distinct URI templates subscribed to at once, hub-wide (400 past it). Each costs up to
+    /// ~80 KiB with its regex caches warm, so the default bounds that at ~80 MiB. Default 1000.
+    pub max_templates: usize,
+    /// Distinct URI templates in one subscription (400 past it). Default 16.
+    pub max_templates_per_subscription: usize,
+    /// Bytes, expressions and variables of one URI template (400 past them). Defaults 1024,
+    /// 10 and 20.
+    pub template: TemplateLimits,
 }
 
 impl Default for Limits {
@@ -50,6 +59,9 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
             jwt_cache_entries: 4096,
+            max_templates: 1_000,
+            max_templates_per_subscription: 16,
+            template: TemplateLimits::default(),
         }
     }
 }
@@ -231,6 +243,11 @@ impl Settings {
             "header_read_timeout" => self.limits.header_read_timeout = duration(d)?,
             "shutdown_grace" => self.limits.shutdown_grace = duration(d)?,
             "jwt_cache_entries" => self.limits.jwt_cache_entries = count_or_zero(d)?,
+            "max_templates" => self.limits.max_templates = count(d)?,
+            "max_templates_per_subscription" => self.limits.max_templates_per_subscription = count(d)?,
+            "max_template_length" => self.limits.template.max_length = count(d)?,
+            "max_template_expressions" => self.limits.template.max_expressions = count(d)?,
+            "max_template_variables" => self.limits.template.max_variables = count(d)?,
             // Go hub directives this hub accepts but does not act on (yet): said at start-up.
             "publisher_jwks_url"
             | "subscriber_jwks_url"
@@ -271,7 +288,19 @@ impl Settings {
         if self.cors_origins.iter().any(|o| o == "*") && self.cors_origins.len() > 1 {
             return Err("cors_origins: `*` cannot be combined with other origins".into());
         }
-        if self.limits.max_body_size == 0 || self.limits.queue_events == 0 || self.limits.queue_bytes == 0 {
+        let l = &self.limits;
+        if [
+            l.max_body_size,
+            l.queue_events,
+            l.queue_bytes,
+            l.max_templates,
+            l.max_templates_per_subscription,
+            l.template.max_length,
+            l.template.max_expressions,
+            l.template.max_variables,
+        ]
+        .contains(&0)
+        {
             return Err("limits must be positive".into());
         }
         Ok(())

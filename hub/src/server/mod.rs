@@ -14,6 +14,7 @@
 mod body;
 mod cors;
 mod demo;
+mod heavy;
 mod native;
 mod publish;
 mod response;
@@ -53,6 +54,8 @@ pub struct State {
     pub settings: Settings,
     pub publisher: Verifier,
     pub subscriber: Verifier,
+    /// Admission for template matching too heavy for an async worker (see `heavy`).
+    pub heavy_matching: heavy::HeavyMatching,
 }
 
 impl State {
@@ -70,6 +73,9 @@ impl State {
             },
             retention: settings.transport.retention.clone(),
             subscription_events: settings.subscriptions,
+            max_templates: l.max_templates,
+            max_templates_per_subscription: l.max_templates_per_subscription,
+            template_limits: l.template,
             ..HubOptions::default()
         };
         let hub = match &settings.transport.path {
@@ -80,7 +86,7 @@ impl State {
                 Hub::with_persistence(options, Some(Box::new(store)), loaded)
             }
         };
-        Ok(State { hub: Arc::new(hub), settings, publisher, subscriber })
+        Ok(State { hub: Arc::new(hub), settings, publisher, subscriber, heavy_matching: heavy::HeavyMatching::new() })
     }
 }
 
@@ -287,7 +293,7 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, 
         }
         (&Method::GET, p) if state.settings.demo && is_under(p, demo::DEMO_PATH) => demo::handle(state, &req),
         (&Method::GET, "/healthz") => Ok(response::text(StatusCode::OK, "ok\n")),
-        (&Method::GET, "/metrics") => Ok(response::text(StatusCode::OK, state.hub.metrics.render())),
+        (&Method::GET, "/metrics") => Ok(response::text(StatusCode::OK, state.hub.render_metrics())),
         (&Method::GET, "/") if state.settings.ui => Ok(ui::page()),
         (&Method::GET, p) if state.settings.ui && p.starts_with("/ui/") => {
             ui::asset(p).ok_or_else(|| Refusal::new(404, "not found"))

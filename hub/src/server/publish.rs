@@ -62,7 +62,11 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, 
     if update.topics.iter().any(|t| crate::subscriptions::is_reserved_topic(t)) {
         return Err(Refusal::new(403, "topics under /.well-known/mercure/subscriptions are reserved for the hub"));
     }
-    let allowed = state.hub.compiler().compile_all(&grants.publish);
+    let allowed = state
+        .hub
+        .compiler()
+        .compile_all(&grants.publish)
+        .map_err(|e| Refusal::bad_request(format!("token publish claim: {e}")))?;
     if !topic::all_matched(&allowed, &update.topics) {
         return Err(Refusal::new(403, "token not allowed to publish to these topics"));
     }
@@ -70,6 +74,7 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, 
     // Under the durable policy the 200 waits for the fsync; live subscribers do not.
     let permit = state.hub.admit().await;
     let update = Arc::new(update);
+    state.heavy_matching.prematch(&state.hub, &update).await;
     let published = state.hub.publish(update.clone());
     if let Some(ack) = published.durable {
         match ack.await {

@@ -54,14 +54,18 @@ pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> 
     };
     let (private_allowed, payload, expires_at) = match grants {
         Some(g) => {
-            let allowed: Arc<[Selector]> = state.hub.compiler().compile_grants(&g.subscribe);
+            let allowed: Arc<[Selector]> = state
+                .hub
+                .compiler()
+                .compile_grants(&g.subscribe)
+                .map_err(|e| Refusal::bad_request(format!("token subscribe claim: {e}")))?;
             (Some(allowed), g.payload.map(Arc::new), g.expires_at)
         }
         None => (None, None, None),
     };
 
-    let sub = state.hub.new_subscriber(&topics, private_allowed, payload);
-    let upto = state.hub.subscribe(&sub);
+    let sub = state.hub.new_subscriber(&topics, private_allowed, payload).map_err(selector_refusal)?;
+    let upto = state.hub.subscribe(&sub).map_err(selector_refusal)?;
 
     let mut prelude = vec![Bytes::from_static(OPENING)];
     let mut replay_header = None;
@@ -83,6 +87,10 @@ pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> 
         h.insert("last-event-id", id);
     }
     Ok(resp)
+}
+
+fn selector_refusal(e: crate::hub::SelectorError) -> Refusal {
+    Refusal::bad_request(format!("topic selector refused: {e}"))
 }
 
 /// The earliest of the token's expiry and the write timeout, as a tokio instant.
