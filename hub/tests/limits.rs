@@ -54,6 +54,14 @@ async fn subscriptions_past_the_topic_limits_are_400() {
     assert_eq!(SseStream::status_of(addr, &subscribe_path(&["a", "b", "c"], &[]), &[]).await.0, 400);
     assert_eq!(SseStream::status_of(addr, &subscribe_path(&[&"t".repeat(41)], &[]), &[]).await.0, 400);
     assert_eq!(SseStream::status_of(addr, &subscribe_path(&[""], &[]), &[]).await.0, 400);
+    // Control characters (percent-encoded in the query, decoded by the hub) are refused too.
+    for bad in ["a\0b", "a\rb", "a\nb", "a\tb", "a\x7f", "\x01"] {
+        let (status, reason) = SseStream::status_of(addr, &subscribe_path(&["a", bad], &[]), &[]).await;
+        assert_eq!(status, 400, "{bad:?}: {reason}");
+        assert!(reason.contains("control character"), "{bad:?}: {reason:?}");
+        assert_eq!(reason.trim_end().lines().count(), 1, "{reason:?}");
+    }
+    assert_eq!(hub.metric("mercure_subscribers").await, 0, "no refused subscription was registered");
     let mut ok = SseStream::connect(addr, &subscribe_path(&["a", &"t".repeat(40)], &[]), &[]).await;
     let id = publish_ok(addr, &publisher_token(&["*"]), &[("topic", &"t".repeat(40)), ("data", "edge")]).await;
     assert_event(&ok.next_event().await, &id, "edge");

@@ -14,6 +14,7 @@
 mod body;
 mod cors;
 mod demo;
+mod input;
 mod native;
 mod publish;
 mod response;

@@ -15,6 +15,7 @@ use crate::topic;
 use crate::update::Update;
 
 use super::State;
+use super::input::{has_control, validate_topics};
 use super::response::{self, Refusal, Resp};
 
 /// Fields of a publish form.
@@ -100,28 +101,26 @@ fn parse_form(bytes: &[u8]) -> Form {
 
 fn validate(state: &State, f: Form) -> Result<Update, Refusal> {
     let limits = &state.settings.limits;
-    if f.topics.is_empty() {
-        return Err(Refusal::bad_request("missing topic"));
-    }
-    if f.topics.len() > limits.max_topics {
-        return Err(Refusal::bad_request(format!("more than {} topics", limits.max_topics)));
-    }
-    if f.topics.iter().any(|t| t.is_empty() || t.len() > limits.max_topic_length) {
-        return Err(Refusal::bad_request(format!("topic empty or longer than {} bytes", limits.max_topic_length)));
-    }
+    validate_topics(&f.topics, limits)?;
     // As the Go hub reads them (`PostForm.Get`), an empty id or retry means none.
     let id = match f.id.filter(|id| !id.is_empty()) {
         Some(id) if id.starts_with('#') => return Err(Refusal::bad_request("id must not start with #")),
-        Some(id) if id.len() > limits.max_topic_length || crate::sse::has_line_break(&id) => {
-            return Err(Refusal::bad_request("id too long or multi-line"));
+        Some(id) if id.len() > limits.max_topic_length => {
+            return Err(Refusal::bad_request(format!("id longer than {} bytes", limits.max_topic_length)));
+        }
+        Some(id) if has_control(&id) => {
+            return Err(Refusal::bad_request("id contains a control character (U+0000-U+001F or U+007F)"));
         }
         Some(id) => id,
         None => Update::generate_id(),
     };
-    if let Some(t) = &f.event_type
-        && (t.len() > limits.max_topic_length || crate::sse::has_line_break(t))
-    {
-        return Err(Refusal::bad_request("type too long or multi-line"));
+    if let Some(t) = &f.event_type {
+        if t.len() > limits.max_topic_length {
+            return Err(Refusal::bad_request(format!("type longer than {} bytes", limits.max_topic_length)));
+        }
+        if has_control(t) {
+            return Err(Refusal::bad_request("type contains a control character (U+0000-U+001F or U+007F)"));
+        }
     }
     let retry = match f.retry.filter(|r| !r.trim().is_empty()) {
         None => None,

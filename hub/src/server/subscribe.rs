@@ -16,6 +16,7 @@ use crate::topic::Selector;
 
 use super::State;
 use super::body::{HubBody, SseBody};
+use super::input::validate_topics;
 use super::response::{Refusal, Resp};
 
 /// Sent first, so the client and any proxy see the stream open at once.
@@ -36,16 +37,7 @@ pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> 
             }
         }
     }
-    let limits = &state.settings.limits;
-    if topics.is_empty() {
-        return Err(Refusal::bad_request("missing topic"));
-    }
-    if topics.len() > limits.max_topics {
-        return Err(Refusal::bad_request(format!("more than {} topics", limits.max_topics)));
-    }
-    if topics.iter().any(|t| t.is_empty() || t.len() > limits.max_topic_length) {
-        return Err(Refusal::bad_request(format!("topic empty or longer than {} bytes", limits.max_topic_length)));
-    }
+    validate_topics(&topics, &state.settings.limits)?;
 
     let grants = match auth::extract(req.headers(), query_token.as_deref(), &state.settings.cookie_name)? {
         Some((token, _)) => Some(state.subscriber.verify(token)?),
