@@ -92,6 +92,9 @@ pub struct Cli {
     /// Time allowed to send request headers (directive `header_read_timeout`) [default: 10s]
     #[arg(long, value_parser = duration_arg)]
     pub header_read_timeout: Option<Duration>,
+    /// Time allowed for a publish's whole body once its headers are in; 408 past it. `0s` disables (directive `body_read_timeout`) [default: 10s]
+    #[arg(long, value_parser = duration_arg)]
+    pub body_read_timeout: Option<Duration>,
     /// Time streams get to finish at shutdown and after eviction (directive `shutdown_grace`) [default: 5s]
     #[arg(long, value_parser = duration_arg)]
     pub shutdown_grace: Option<Duration>,
@@ -164,6 +167,7 @@ impl Cli {
         l.queue_events = self.subscriber_queue_events.unwrap_or(l.queue_events);
         l.queue_bytes = self.subscriber_queue_bytes.unwrap_or(l.queue_bytes);
         l.header_read_timeout = self.header_read_timeout.unwrap_or(l.header_read_timeout);
+        l.body_read_timeout = self.body_read_timeout.unwrap_or(l.body_read_timeout);
         l.shutdown_grace = self.shutdown_grace.unwrap_or(l.shutdown_grace);
         l.jwt_cache_entries = self.jwt_cache_entries.unwrap_or(l.jwt_cache_entries);
         s.validate()

@@ -30,6 +30,11 @@ pub struct Limits {
     pub dispatch_timeout: Duration,
     /// Time allowed to send a request's headers. Default 10 s.
     pub header_read_timeout: Duration,
+    /// Time allowed for a publish's whole body to arrive once its headers are in; past it the
+    /// hub answers 408 and closes the connection, so a publisher trickling its body cannot
+    /// hold a connection (and its buffers) forever. Zero disables. Default 10 s: a 1 MiB body
+    /// (`max_body_size`) needs only ~100 KiB/s to make it.
+    pub body_read_timeout: Duration,
     /// Time allowed for streams to finish at shutdown before connections are cut. Default 5 s.
     pub shutdown_grace: Duration,
     /// Accepted tokens remembered per role, so a repeated token skips the signature check
@@ -48,6 +53,7 @@ impl Default for Limits {
             queue_bytes: 4 << 20,
             dispatch_timeout: Duration::from_secs(5),
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
             jwt_cache_entries: 4096,
         }
@@ -229,6 +235,7 @@ impl Settings {
             "subscriber_queue_events" => self.limits.queue_events = count(d)?,
             "subscriber_queue_bytes" => self.limits.queue_bytes = count(d)?,
             "header_read_timeout" => self.limits.header_read_timeout = duration(d)?,
+            "body_read_timeout" => self.limits.body_read_timeout = duration(d)?,
             "shutdown_grace" => self.limits.shutdown_grace = duration(d)?,
             "jwt_cache_entries" => self.limits.jwt_cache_entries = count_or_zero(d)?,
             // Go hub directives this hub accepts but does not act on (yet): said at start-up.

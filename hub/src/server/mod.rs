@@ -268,10 +268,10 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, 
     let is_mercure = is_under(&path, MERCURE_PATH);
     // Only the Origin is needed for CORS once the request is consumed: no header-map copy.
     let origin = if is_mercure { req.headers().get(header::ORIGIN).cloned() } else { None };
+    let http1 = req.version() < Version::HTTP_2;
     let result: Result<Resp, Refusal> = match (&method, path.as_str()) {
         (m, _) if is_mercure && cors::is_preflight(m) => cors::preflight(&state.settings.cors_origins, req.headers()),
         (&Method::GET | &Method::HEAD, MERCURE_PATH) => {
-            let http1 = req.version() < Version::HTTP_2;
             subscribe::handle(state, &req).inspect(|resp| {
                 if http1 && let HubBody::Sse(_) = resp.body() {
                     // The subscriber is reachable through the body; give it the abort handle.
@@ -295,7 +295,13 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, 
         }
         _ => Err(Refusal::new(404, "not found")),
     };
-    finish(state, &method, &path, peer, origin.as_ref(), result)
+    let mut resp = finish(state, &method, &path, peer, origin.as_ref(), result);
+    if http1 && resp.status() == StatusCode::REQUEST_TIMEOUT {
+        // The rest of a body that did not arrive in time may still come: do not read it as the
+        // next request. (HTTP/2 ends just that stream; `Connection` is not allowed there.)
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 /// Turns a handler's result into the response: refusals are counted, logged (one line each)

@@ -1,7 +1,9 @@
 //! `POST /.well-known/mercure`: authorize, validate, encode once, dispatch.
 //!
 //! Order matters: the token is checked before the body is read, so an unauthenticated client
-//! cannot make the hub buffer a body; the body is read through a size limit (413 past it).
+//! cannot make the hub buffer a body; the body is read through a size limit (413 past it) and
+//! must arrive whole within `body_read_timeout` of the handler starting, i.e. of the headers
+//! being in (408 past it; the router then closes the HTTP/1 connection).
 
 use std::sync::Arc;
 
@@ -30,6 +32,8 @@ struct Form {
 }
 
 pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, Refusal> {
+    let body_timeout = state.settings.limits.body_read_timeout;
+    let body_deadline = (!body_timeout.is_zero()).then(|| tokio::time::Instant::now() + body_timeout);
     let (parts, body) = req.into_parts();
     let query_token = super::query_param(parts.uri.query(), "authorization");
     let (token, source) = auth::extract(&parts.headers, query_token.as_deref(), &state.settings.cookie_name)?
@@ -45,9 +49,14 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, 
             return Err(Refusal::bad_request("expected an application/x-www-form-urlencoded body"));
         }
     }
-    let bytes = Limited::new(body, state.settings.limits.max_body_size)
-        .collect()
-        .await
+    let read = Limited::new(body, state.settings.limits.max_body_size).collect();
+    let collected = match body_deadline {
+        Some(at) => tokio::time::timeout_at(at, read)
+            .await
+            .map_err(|_| Refusal::new(408, format!("request body not received within {body_timeout:?}")))?,
+        None => read.await,
+    };
+    let bytes = collected
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
                 Refusal::new(413, format!("request body larger than {} bytes", state.settings.limits.max_body_size))
