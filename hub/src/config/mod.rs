@@ -98,6 +98,12 @@ pub struct Cli {
     /// Time streams get to finish at shutdown and after eviction (directive `shutdown_grace`) [default: 5s]
     #[arg(long, value_parser = duration_arg)]
     pub shutdown_grace: Option<Duration>,
+    /// Idle time before TCP keepalive probes start on a connection; `0s` disables (directive `tcp_keepalive`) [default: 30s]
+    #[arg(long, value_parser = duration_arg)]
+    pub tcp_keepalive: Option<Duration>,
+    /// TCP_USER_TIMEOUT: longest time sent data may stay unacknowledged before the connection is dropped; `0s`: system default (directive `tcp_user_timeout`) [default: 30s]
+    #[arg(long, value_parser = duration_arg)]
+    pub tcp_user_timeout: Option<Duration>,
     /// Accepted tokens remembered per role to skip repeated signature checks; 0 disables (directive `jwt_cache_entries`) [default: 4096]
     #[arg(long)]
     pub jwt_cache_entries: Option<usize>,
@@ -170,6 +176,8 @@ impl Cli {
         l.body_read_timeout = self.body_read_timeout.unwrap_or(l.body_read_timeout);
         l.shutdown_grace = self.shutdown_grace.unwrap_or(l.shutdown_grace);
         l.jwt_cache_entries = self.jwt_cache_entries.unwrap_or(l.jwt_cache_entries);
+        l.tcp_keepalive = self.tcp_keepalive.unwrap_or(l.tcp_keepalive);
+        l.tcp_user_timeout = self.tcp_user_timeout.unwrap_or(l.tcp_user_timeout);
         s.validate()
     }
 }

@@ -35,6 +35,18 @@ pub struct Limits {
     /// hold a connection (and its buffers) forever. Zero disables. Default 10 s: a 1 MiB body
     /// (`max_body_size`) needs only ~100 KiB/s to make it.
     pub body_read_timeout: Duration,
+    /// Idle time of a connection before TCP keepalive probes start (then every third of it, at
+    /// least 1 s, 3 probes); zero disables. Default 30 s: a dead peer on a silent stream is
+    /// found within about a minute, and a probe every 10 s costs nothing next to a heartbeat.
+    /// Many NATs and load balancers drop flows idle for 60 s or more; 30 s keeps them alive.
+    pub tcp_keepalive: Duration,
+    /// `TCP_USER_TIMEOUT`: how long sent data may stay unacknowledged, or queued data
+    /// untransmitted behind a zero window, before the kernel ends the connection; zero leaves
+    /// the system default (~15 min of retransmissions). Default 30 s: long enough for a mobile
+    /// handover or a Wi-Fi roam, short enough that a vanished subscriber is gone in well under
+    /// a minute instead of fifteen. (A peer that stops reading while updates pile up is
+    /// evicted sooner by `dispatch_timeout`.)
+    pub tcp_user_timeout: Duration,
     /// Time allowed for streams to finish at shutdown before connections are cut. Default 5 s.
     pub shutdown_grace: Duration,
     /// Accepted tokens remembered per role, so a repeated token skips the signature check
@@ -55,6 +67,8 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
+            tcp_keepalive: Duration::from_secs(30),
+            tcp_user_timeout: Duration::from_secs(30),
             jwt_cache_entries: 4096,
         }
     }
@@ -237,6 +251,8 @@ impl Settings {
             "header_read_timeout" => self.limits.header_read_timeout = duration(d)?,
             "body_read_timeout" => self.limits.body_read_timeout = duration(d)?,
             "shutdown_grace" => self.limits.shutdown_grace = duration(d)?,
+            "tcp_keepalive" => self.limits.tcp_keepalive = duration(d)?,
+            "tcp_user_timeout" => self.limits.tcp_user_timeout = duration(d)?,
             "jwt_cache_entries" => self.limits.jwt_cache_entries = count_or_zero(d)?,
             // Go hub directives this hub accepts but does not act on (yet): said at start-up.
             "publisher_jwks_url"

@@ -3,7 +3,8 @@
 //! One tokio task per connection (hyper's `auto` builder serves HTTP/1.1 and h2c on one
 //! port). The connection ceiling is a semaphore: a connection past it is answered with a
 //! static 503 and closed, before any buffer is allocated for it. Accept errors such as
-//! EMFILE back off instead of spinning.
+//! EMFILE back off instead of spinning. Every accepted connection gets TCP keepalive and
+//! `TCP_USER_TIMEOUT` ([`tcp`]), so a peer that vanished does not stay subscribed.
 //!
 //! ## Shutdown
 //! On SIGTERM/SIGINT (or the `shutdown` future): stop accepting, close every subscriber queue
@@ -20,6 +21,7 @@ mod publish;
 mod response;
 mod subscribe;
 mod subscriptions_api;
+mod tcp;
 mod ui;
 
 use std::net::SocketAddr;
@@ -158,6 +160,7 @@ impl Server {
                 continue;
             };
             let _ = stream.set_nodelay(true);
+            tcp::tune(&stream, &state.settings.limits);
             let conn = Connection {
                 state: state.clone(),
                 builder: builder.clone(),
