@@ -170,3 +170,26 @@ async fn a_slow_body_that_arrives_within_body_read_timeout_is_published() {
     assert_eq!(head.status, 200);
     assert_eq!(sub.next_event().await.data, "slow but whole");
 }
+
+/// The limits added for hostile clients have flags as well as directives.
+#[tokio::test]
+async fn max_subscribers_has_a_flag_and_the_tcp_options_are_listed() {
+    let hub = HubProcess::start_with_args(
+        &[("MERCURE_PUBLISHER_JWT_KEY", KEY), ("MERCURE_EXTRA_DIRECTIVES", "anonymous\nmax_subscribers 5")],
+        &["--max-subscribers", "1", "--tcp-keepalive", "0s", "--tcp-user-timeout", "0s"],
+    );
+    let _one = SseStream::connect(hub.addr(), &subscribe_path(&[TOPIC], &[]), &[]).await;
+    let (status, reason) = SseStream::status_of(hub.addr(), &subscribe_path(&[TOPIC], &[]), &[]).await;
+    assert_eq!(status, 503, "--max-subscribers 1 overrides the directive: {reason}");
+    let (code, help) = run_to_exit(&[], &["--help"], Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{help}");
+    for flag in [
+        "--body-read-timeout",
+        "--tcp-keepalive",
+        "--tcp-user-timeout",
+        "--max-subscribers",
+        "--max-concurrent-streams",
+    ] {
+        assert!(help.contains(flag), "--help does not list {flag}");
+    }
+}

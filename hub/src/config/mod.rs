@@ -74,6 +74,12 @@ pub struct Cli {
     /// Most simultaneous connections; more get 503 (directive `max_connections`) [default: open-file limit − 64]
     #[arg(long)]
     pub max_connections: Option<usize>,
+    /// Most simultaneous subscriptions, HTTP/1 and HTTP/2 together; more get 503 (directive `max_subscribers`) [default: the connection ceiling]
+    #[arg(long)]
+    pub max_subscribers: Option<usize>,
+    /// Most concurrent streams on one HTTP/2 connection (directive `max_concurrent_streams`) [default: 100]
+    #[arg(long)]
+    pub max_concurrent_streams: Option<u32>,
     /// Most bytes in a request body; more get 413 (directive `max_body_size`) [default: 1048576]
     #[arg(long)]
     pub max_body_size: Option<usize>,
@@ -167,6 +173,8 @@ impl Cli {
         }
         let l = &mut s.limits;
         l.max_connections = self.max_connections.or(l.max_connections);
+        l.max_subscribers = self.max_subscribers.or(l.max_subscribers);
+        l.max_concurrent_streams = self.max_concurrent_streams.unwrap_or(l.max_concurrent_streams);
         l.max_body_size = self.max_body_size.unwrap_or(l.max_body_size);
         l.max_topics = self.max_topics.unwrap_or(l.max_topics);
         l.max_topic_length = self.max_topic_length.unwrap_or(l.max_topic_length);

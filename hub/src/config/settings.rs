@@ -16,6 +16,15 @@ pub struct Limits {
     /// Simultaneous connections; past it new ones get 503 + `Retry-After`. `None`: the
     /// open-file limit minus 64 (kept for history files, logs and listeners).
     pub max_connections: Option<usize>,
+    /// Simultaneous subscriptions, HTTP/1 and HTTP/2 together; past it a new subscription gets
+    /// 503 + `Retry-After`. Needed because one HTTP/2 connection carries up to
+    /// `max_concurrent_streams` subscriptions, so `max_connections` alone does not bound them.
+    /// `None`: the connection ceiling (one subscription per connection's worth of fds).
+    pub max_subscribers: Option<usize>,
+    /// Concurrent streams a client may open on one HTTP/2 connection (announced in the
+    /// connection's SETTINGS; the client queues the rest). Default 100, RFC 9113's recommended
+    /// minimum and what browsers and Go's server use (hyper's own default is 200).
+    pub max_concurrent_streams: u32,
     /// Request body bytes (413 past it). Default 1 MiB.
     pub max_body_size: usize,
     /// Topics in one publish or subscription (400 past it). Default 100.
@@ -58,6 +67,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: None,
+            max_subscribers: None,
+            max_concurrent_streams: 100,
             max_body_size: 1 << 20,
             max_topics: 100,
             max_topic_length: 2048,
@@ -192,6 +203,12 @@ fn count_or_zero(d: &Directive) -> Result<usize, String> {
     a.parse::<usize>().map_err(|_| format!("{}: {a:?} is not a non-negative integer", d.name))
 }
 
+/// A positive stream count that fits HTTP/2's 31-bit stream space.
+fn streams(d: &Directive) -> Result<u32, String> {
+    let n = count(d)?;
+    u32::try_from(n).ok().filter(|n| *n < 1 << 31).ok_or_else(|| format!("{}: {n} is more than 2^31 - 1", d.name))
+}
+
 fn duration(d: &Directive) -> Result<Duration, String> {
     parse_duration(one_arg(d)?).map_err(|e| format!("{}: {e}", d.name))
 }
@@ -243,6 +260,8 @@ impl Settings {
             "publisher_jwt" => self.publisher_key = Some(key_spec(d)?),
             "subscriber_jwt" => self.subscriber_key = Some(key_spec(d)?),
             "max_connections" => self.limits.max_connections = Some(count(d)?),
+            "max_subscribers" => self.limits.max_subscribers = Some(count(d)?),
+            "max_concurrent_streams" => self.limits.max_concurrent_streams = streams(d)?,
             "max_body_size" => self.limits.max_body_size = count(d)?,
             "max_topics" => self.limits.max_topics = count(d)?,
             "max_topic_length" => self.limits.max_topic_length = count(d)?,
@@ -294,8 +313,16 @@ impl Settings {
         if self.cors_origins.iter().any(|o| o == "*") && self.cors_origins.len() > 1 {
             return Err("cors_origins: `*` cannot be combined with other origins".into());
         }
-        if self.limits.max_body_size == 0 || self.limits.queue_events == 0 || self.limits.queue_bytes == 0 {
+        if self.limits.max_body_size == 0
+            || self.limits.queue_events == 0
+            || self.limits.queue_bytes == 0
+            || self.limits.max_subscribers == Some(0)
+            || self.limits.max_concurrent_streams == 0
+        {
             return Err("limits must be positive".into());
+        }
+        if self.limits.max_concurrent_streams >= 1 << 31 {
+            return Err("max_concurrent_streams: at most 2^31 - 1".into());
         }
         Ok(())
     }
@@ -312,6 +339,23 @@ mod tests {
         assert_eq!(parse_server_name("http://127.0.0.1:8080").unwrap(), "127.0.0.1:8080".parse().unwrap());
         assert!(parse_server_name("https://example.com").is_err());
         assert!(parse_server_name("example").is_err());
+    }
+
+    #[test]
+    fn stream_and_subscriber_ceilings() {
+        let apply = |text: &str| {
+            let ds = crate::config::directives::parse(text).unwrap();
+            let mut s = Settings::default();
+            s.apply_directive(&ds[0]).map(|()| s.limits)
+        };
+        assert_eq!(apply("max_concurrent_streams 7").unwrap().max_concurrent_streams, 7);
+        assert_eq!(apply("max_concurrent_streams 2147483647").unwrap().max_concurrent_streams, (1 << 31) - 1);
+        assert!(apply("max_concurrent_streams 2147483648").is_err());
+        assert!(apply("max_concurrent_streams 0").is_err());
+        assert_eq!(apply("max_subscribers 9").unwrap().max_subscribers, Some(9));
+        assert!(apply("max_subscribers 0").is_err());
+        assert_eq!(apply("tcp_user_timeout 0s").unwrap().tcp_user_timeout, Duration::ZERO);
+        assert_eq!(apply("body_read_timeout 250ms").unwrap().body_read_timeout, Duration::from_millis(250));
     }
 
     #[test]

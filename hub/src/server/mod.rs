@@ -5,6 +5,9 @@
 //! static 503 and closed, before any buffer is allocated for it. Accept errors such as
 //! EMFILE back off instead of spinning. Every accepted connection gets TCP keepalive and
 //! `TCP_USER_TIMEOUT` ([`tcp`]), so a peer that vanished does not stay subscribed.
+//! Subscriptions have a ceiling of their own (`max_subscribers`, [`State::subscriber_slots`]):
+//! one HTTP/2 connection carries up to `max_concurrent_streams` of them, so the connection
+//! ceiling alone does not bound them.
 //!
 //! ## Shutdown
 //! On SIGTERM/SIGINT (or the `shutdown` future): stop accepting, close every subscriber queue
@@ -56,6 +59,10 @@ pub struct State {
     pub settings: Settings,
     pub publisher: Verifier,
     pub subscriber: Verifier,
+    /// One permit per subscription allowed at once (`max_subscribers`), HTTP/1 and HTTP/2
+    /// alike. Each stream's body holds its permit, so it is released exactly once, when the
+    /// stream is dropped, whatever ended it.
+    pub subscriber_slots: Arc<Semaphore>,
 }
 
 impl State {
@@ -83,7 +90,10 @@ impl State {
                 Hub::with_persistence(options, Some(Box::new(store)), loaded)
             }
         };
-        Ok(State { hub: Arc::new(hub), settings, publisher, subscriber })
+        // Unset only when the binary's start-up did not resolve it (library use): no ceiling.
+        let slots = settings.limits.max_subscribers.unwrap_or(Semaphore::MAX_PERMITS).min(Semaphore::MAX_PERMITS);
+        let subscriber_slots = Arc::new(Semaphore::new(slots));
+        Ok(State { hub: Arc::new(hub), settings, publisher, subscriber, subscriber_slots })
     }
 }
 
@@ -120,7 +130,7 @@ impl Server {
             .timer(TokioTimer::new())
             .header_read_timeout(state.settings.limits.header_read_timeout)
             .keep_alive(true);
-        builder.http2().timer(TokioTimer::new());
+        builder.http2().timer(TokioTimer::new()).max_concurrent_streams(state.settings.limits.max_concurrent_streams);
         let builder = Arc::new(builder);
 
         let heartbeat = state.settings.heartbeat.map(|period| {

@@ -1,7 +1,9 @@
 //! `GET /.well-known/mercure`: authorize, register a subscriber, stream its events.
 //!
-//! The subscriber is registered before the response is built, so no update published after
-//! the request was accepted can be missed. The stream ends at the earliest of: the token's
+//! Topics are checked (`input::validate_topics`), then the token, then the subscription takes
+//! a `max_subscribers` slot (503 when none is free), held by its body until the stream is
+//! dropped. The subscriber is registered before the response is built, so no update published
+//! after the request was accepted can be missed. The stream ends at the earliest of: the token's
 //! `exp`, `write_timeout`, eviction, shutdown, or the client leaving.
 
 use std::sync::Arc;
@@ -52,6 +54,16 @@ pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> 
         None => (None, None, None),
     };
 
+    // After authorization, so an unauthorized client learns 401/403, not that the hub is full.
+    let slot = state.subscriber_slots.clone().try_acquire_owned().map_err(|_| {
+        Refusal::new(
+            503,
+            format!(
+                "too many subscribers (max_subscribers {}), try again",
+                state.settings.limits.max_subscribers.unwrap_or(0)
+            ),
+        )
+    })?;
     let sub = state.hub.new_subscriber(&topics, private_allowed, payload);
     let upto = state.hub.subscribe(&sub);
 
@@ -64,7 +76,7 @@ pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> 
     }
 
     let deadline = stream_deadline(expires_at, state.settings.write_timeout);
-    let body = SseBody::new(state.hub.clone(), sub, prelude, deadline);
+    let body = SseBody::new(state.hub.clone(), sub, prelude, deadline, slot);
     let mut resp = Response::new(HubBody::Sse(Box::new(body)));
     *resp.status_mut() = StatusCode::OK;
     let h = resp.headers_mut();
