@@ -31,6 +31,7 @@ fn main() -> std::process::ExitCode {
         startup::development_mode(&mut settings);
         let open_files = startup::raise_open_files_limit();
         let max_connections = startup::max_connections(&settings, open_files);
+        startup::resolve_max_subscribers(&mut settings, max_connections);
         startup::log_settings(&settings, max_connections);
         let state = match State::new(settings) {
             Ok(s) => s,

@@ -4,9 +4,10 @@
 //! every recipient shares (cloning `Bytes` is a reference-count increment).
 //!
 //! Invariant: no field value can forge another field or end the event early. `id` and `event`
-//! are single-line by construction (the publish path rejects CR/LF in them, and this module
-//! strips them again as a second line of defence); `data` is split on CR, LF and CRLF and each
-//! piece becomes its own `data:` line, which is exactly how an SSE parser rebuilds it.
+//! are single-line by construction (the publish path rejects every control character in them,
+//! and this module strips CR/LF again as a second line of defence); `data` is split on CR, LF
+//! and CRLF and each piece becomes its own `data:` line, which is exactly how an SSE parser
+//! rebuilds it.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -70,11 +71,6 @@ pub fn split_lines(data: &str) -> impl Iterator<Item = &str> {
             }
         }
     })
-}
-
-/// True when `s` contains a line break (used to reject ids and types that would need one).
-pub fn has_line_break(s: &str) -> bool {
-    s.contains(['\r', '\n'])
 }
 
 #[cfg(test)]

@@ -17,6 +17,15 @@ pub struct Limits {
     /// Simultaneous connections; past it new ones get 503 + `Retry-After`. `None`: the
     /// open-file limit minus 64 (kept for history files, logs and listeners).
     pub max_connections: Option<usize>,
+    /// Simultaneous subscriptions, HTTP/1 and HTTP/2 together; past it a new subscription gets
+    /// 503 + `Retry-After`. Needed because one HTTP/2 connection carries up to
+    /// `max_concurrent_streams` subscriptions, so `max_connections` alone does not bound them.
+    /// `None`: the connection ceiling (one subscription per connection's worth of fds).
+    pub max_subscribers: Option<usize>,
+    /// Concurrent streams a client may open on one HTTP/2 connection (announced in the
+    /// connection's SETTINGS; the client queues the rest). Default 100, RFC 9113's recommended
+    /// minimum and what browsers and Go's server use (hyper's own default is 200).
+    pub max_concurrent_streams: u32,
     /// Request body bytes (413 past it). Default 1 MiB.
     pub max_body_size: usize,
     /// Topics in one publish or subscription (400 past it). Default 100.
@@ -31,6 +40,23 @@ pub struct Limits {
     pub dispatch_timeout: Duration,
     /// Time allowed to send a request's headers. Default 10 s.
     pub header_read_timeout: Duration,
+    /// Time allowed for a publish's whole body to arrive once its headers are in; past it the
+    /// hub answers 408 and closes the connection, so a publisher trickling its body cannot
+    /// hold a connection (and its buffers) forever. Zero disables. Default 10 s: a 1 MiB body
+    /// (`max_body_size`) needs only ~100 KiB/s to make it.
+    pub body_read_timeout: Duration,
+    /// Idle time of a connection before TCP keepalive probes start (then every third of it, at
+    /// least 1 s, 3 probes); zero disables. Default 30 s: a dead peer on a silent stream is
+    /// found within about a minute, and a probe every 10 s costs nothing next to a heartbeat.
+    /// Many NATs and load balancers drop flows idle for 60 s or more; 30 s keeps them alive.
+    pub tcp_keepalive: Duration,
+    /// `TCP_USER_TIMEOUT`: how long sent data may stay unacknowledged, or queued data
+    /// untransmitted behind a zero window, before the kernel ends the connection; zero leaves
+    /// the system default (~15 min of retransmissions). Default 30 s: long enough for a mobile
+    /// handover or a Wi-Fi roam, short enough that a vanished subscriber is gone in well under
+    /// a minute instead of fifteen. (A peer that stops reading while updates pile up is
+    /// evicted sooner by `dispatch_timeout`.)
+    pub tcp_user_timeout: Duration,
     /// Time allowed for streams to finish at shutdown before connections are cut. Default 5 s.
     pub shutdown_grace: Duration,
     /// Accepted tokens remembered per role, so a repeated token skips the signature check
@@ -50,6 +76,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: None,
+            max_subscribers: None,
+            max_concurrent_streams: 100,
             max_body_size: 1 << 20,
             max_topics: 100,
             max_topic_length: 2048,
@@ -57,7 +85,10 @@ impl Default for Limits {
             queue_bytes: 4 << 20,
             dispatch_timeout: Duration::from_secs(5),
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
+            tcp_keepalive: Duration::from_secs(30),
+            tcp_user_timeout: Duration::from_secs(30),
             jwt_cache_entries: 4096,
             max_templates: 1_000,
             max_templates_per_subscription: 16,
@@ -184,6 +215,12 @@ fn count_or_zero(d: &Directive) -> Result<usize, String> {
     a.parse::<usize>().map_err(|_| format!("{}: {a:?} is not a non-negative integer", d.name))
 }
 
+/// A positive stream count that fits HTTP/2's 31-bit stream space.
+fn streams(d: &Directive) -> Result<u32, String> {
+    let n = count(d)?;
+    u32::try_from(n).ok().filter(|n| *n < 1 << 31).ok_or_else(|| format!("{}: {n} is more than 2^31 - 1", d.name))
+}
+
 fn duration(d: &Directive) -> Result<Duration, String> {
     parse_duration(one_arg(d)?).map_err(|e| format!("{}: {e}", d.name))
 }
@@ -235,13 +272,18 @@ impl Settings {
             "publisher_jwt" => self.publisher_key = Some(key_spec(d)?),
             "subscriber_jwt" => self.subscriber_key = Some(key_spec(d)?),
             "max_connections" => self.limits.max_connections = Some(count(d)?),
+            "max_subscribers" => self.limits.max_subscribers = Some(count(d)?),
+            "max_concurrent_streams" => self.limits.max_concurrent_streams = streams(d)?,
             "max_body_size" => self.limits.max_body_size = count(d)?,
             "max_topics" => self.limits.max_topics = count(d)?,
             "max_topic_length" => self.limits.max_topic_length = count(d)?,
             "subscriber_queue_events" => self.limits.queue_events = count(d)?,
             "subscriber_queue_bytes" => self.limits.queue_bytes = count(d)?,
             "header_read_timeout" => self.limits.header_read_timeout = duration(d)?,
+            "body_read_timeout" => self.limits.body_read_timeout = duration(d)?,
             "shutdown_grace" => self.limits.shutdown_grace = duration(d)?,
+            "tcp_keepalive" => self.limits.tcp_keepalive = duration(d)?,
+            "tcp_user_timeout" => self.limits.tcp_user_timeout = duration(d)?,
             "jwt_cache_entries" => self.limits.jwt_cache_entries = count_or_zero(d)?,
             "max_templates" => self.limits.max_templates = count(d)?,
             "max_templates_per_subscription" => self.limits.max_templates_per_subscription = count(d)?,
@@ -300,8 +342,13 @@ impl Settings {
             l.template.max_variables,
         ]
         .contains(&0)
+            || l.max_concurrent_streams == 0
+            || l.max_subscribers == Some(0)
         {
             return Err("limits must be positive".into());
+        }
+        if self.limits.max_concurrent_streams >= 1 << 31 {
+            return Err("max_concurrent_streams: at most 2^31 - 1".into());
         }
         Ok(())
     }
@@ -318,6 +365,23 @@ mod tests {
         assert_eq!(parse_server_name("http://127.0.0.1:8080").unwrap(), "127.0.0.1:8080".parse().unwrap());
         assert!(parse_server_name("https://example.com").is_err());
         assert!(parse_server_name("example").is_err());
+    }
+
+    #[test]
+    fn stream_and_subscriber_ceilings() {
+        let apply = |text: &str| {
+            let ds = crate::config::directives::parse(text).unwrap();
+            let mut s = Settings::default();
+            s.apply_directive(&ds[0]).map(|()| s.limits)
+        };
+        assert_eq!(apply("max_concurrent_streams 7").unwrap().max_concurrent_streams, 7);
+        assert_eq!(apply("max_concurrent_streams 2147483647").unwrap().max_concurrent_streams, (1 << 31) - 1);
+        assert!(apply("max_concurrent_streams 2147483648").is_err());
+        assert!(apply("max_concurrent_streams 0").is_err());
+        assert_eq!(apply("max_subscribers 9").unwrap().max_subscribers, Some(9));
+        assert!(apply("max_subscribers 0").is_err());
+        assert_eq!(apply("tcp_user_timeout 0s").unwrap().tcp_user_timeout, Duration::ZERO);
+        assert_eq!(apply("body_read_timeout 250ms").unwrap().body_read_timeout, Duration::from_millis(250));
     }
 
     #[test]

@@ -3,7 +3,11 @@
 //! One tokio task per connection (hyper's `auto` builder serves HTTP/1.1 and h2c on one
 //! port). The connection ceiling is a semaphore: a connection past it is answered with a
 //! static 503 and closed, before any buffer is allocated for it. Accept errors such as
-//! EMFILE back off instead of spinning.
+//! EMFILE back off instead of spinning. Every accepted connection gets TCP keepalive and
+//! `TCP_USER_TIMEOUT` ([`tcp`]), so a peer that vanished does not stay subscribed.
+//! Subscriptions have a ceiling of their own (`max_subscribers`, [`State::subscriber_slots`]):
+//! one HTTP/2 connection carries up to `max_concurrent_streams` of them, so the connection
+//! ceiling alone does not bound them.
 //!
 //! ## Shutdown
 //! On SIGTERM/SIGINT (or the `shutdown` future): stop accepting, close every subscriber queue
@@ -15,11 +19,13 @@ mod body;
 mod cors;
 mod demo;
 mod heavy;
+mod input;
 mod native;
 mod publish;
 mod response;
 mod subscribe;
 mod subscriptions_api;
+mod tcp;
 mod ui;
 
 use std::net::SocketAddr;
@@ -56,6 +62,10 @@ pub struct State {
     pub subscriber: Verifier,
     /// Admission for template matching too heavy for an async worker (see `heavy`).
     pub heavy_matching: heavy::HeavyMatching,
+    /// One permit per subscription allowed at once (`max_subscribers`), HTTP/1 and HTTP/2
+    /// alike. Each stream's body holds its permit, so it is released exactly once, when the
+    /// stream is dropped, whatever ended it.
+    pub subscriber_slots: Arc<Semaphore>,
 }
 
 impl State {
@@ -86,7 +96,17 @@ impl State {
                 Hub::with_persistence(options, Some(Box::new(store)), loaded)
             }
         };
-        Ok(State { hub: Arc::new(hub), settings, publisher, subscriber, heavy_matching: heavy::HeavyMatching::new() })
+        // Unset only when the binary's start-up did not resolve it (library use): no ceiling.
+        let slots = settings.limits.max_subscribers.unwrap_or(Semaphore::MAX_PERMITS).min(Semaphore::MAX_PERMITS);
+        let subscriber_slots = Arc::new(Semaphore::new(slots));
+        Ok(State {
+            hub: Arc::new(hub),
+            settings,
+            publisher,
+            subscriber,
+            subscriber_slots,
+            heavy_matching: heavy::HeavyMatching::new(),
+        })
     }
 }
 
@@ -123,7 +143,7 @@ impl Server {
             .timer(TokioTimer::new())
             .header_read_timeout(state.settings.limits.header_read_timeout)
             .keep_alive(true);
-        builder.http2().timer(TokioTimer::new());
+        builder.http2().timer(TokioTimer::new()).max_concurrent_streams(state.settings.limits.max_concurrent_streams);
         let builder = Arc::new(builder);
 
         let heartbeat = state.settings.heartbeat.map(|period| {
@@ -163,6 +183,7 @@ impl Server {
                 continue;
             };
             let _ = stream.set_nodelay(true);
+            tcp::tune(&stream, &state.settings.limits);
             let conn = Connection {
                 state: state.clone(),
                 builder: builder.clone(),
@@ -273,10 +294,10 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, 
     let is_mercure = is_under(&path, MERCURE_PATH);
     // Only the Origin is needed for CORS once the request is consumed: no header-map copy.
     let origin = if is_mercure { req.headers().get(header::ORIGIN).cloned() } else { None };
+    let http1 = req.version() < Version::HTTP_2;
     let result: Result<Resp, Refusal> = match (&method, path.as_str()) {
         (m, _) if is_mercure && cors::is_preflight(m) => cors::preflight(&state.settings.cors_origins, req.headers()),
         (&Method::GET | &Method::HEAD, MERCURE_PATH) => {
-            let http1 = req.version() < Version::HTTP_2;
             subscribe::handle(state, &req).inspect(|resp| {
                 if http1 && let HubBody::Sse(_) = resp.body() {
                     // The subscriber is reachable through the body; give it the abort handle.
@@ -300,7 +321,13 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, 
         }
         _ => Err(Refusal::new(404, "not found")),
     };
-    finish(state, &method, &path, peer, origin.as_ref(), result)
+    let mut resp = finish(state, &method, &path, peer, origin.as_ref(), result);
+    if http1 && resp.status() == StatusCode::REQUEST_TIMEOUT {
+        // The rest of a body that did not arrive in time may still come: do not read it as the
+        // next request. (HTTP/2 ends just that stream; `Connection` is not allowed there.)
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 /// Turns a handler's result into the response: refusals are counted, logged (one line each)

@@ -1,7 +1,9 @@
 //! `GET /.well-known/mercure`: authorize, register a subscriber, stream its events.
 //!
-//! The subscriber is registered before the response is built, so no update published after
-//! the request was accepted can be missed. The stream ends at the earliest of: the token's
+//! Topics are checked (`input::validate_topics`), then the token, then the subscription takes
+//! a `max_subscribers` slot (503 when none is free), held by its body until the stream is
+//! dropped. The subscriber is registered before the response is built, so no update published
+//! after the request was accepted can be missed. The stream ends at the earliest of: the token's
 //! `exp`, `write_timeout`, eviction, shutdown, or the client leaving.
 
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use crate::topic::Selector;
 
 use super::State;
 use super::body::{HubBody, SseBody};
+use super::input::validate_topics;
 use super::response::{Refusal, Resp};
 
 /// Sent first, so the client and any proxy see the stream open at once.
@@ -36,16 +39,7 @@ pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> 
             }
         }
     }
-    let limits = &state.settings.limits;
-    if topics.is_empty() {
-        return Err(Refusal::bad_request("missing topic"));
-    }
-    if topics.len() > limits.max_topics {
-        return Err(Refusal::bad_request(format!("more than {} topics", limits.max_topics)));
-    }
-    if topics.iter().any(|t| t.is_empty() || t.len() > limits.max_topic_length) {
-        return Err(Refusal::bad_request(format!("topic empty or longer than {} bytes", limits.max_topic_length)));
-    }
+    validate_topics(&topics, &state.settings.limits)?;
 
     let grants = match auth::extract(req.headers(), query_token.as_deref(), &state.settings.cookie_name)? {
         Some((token, _)) => Some(state.subscriber.verify(token)?),
@@ -64,6 +58,16 @@ pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> 
         None => (None, None, None),
     };
 
+    // After authorization, so an unauthorized client learns 401/403, not that the hub is full.
+    let slot = state.subscriber_slots.clone().try_acquire_owned().map_err(|_| {
+        Refusal::new(
+            503,
+            format!(
+                "too many subscribers (max_subscribers {}), try again",
+                state.settings.limits.max_subscribers.unwrap_or(0)
+            ),
+        )
+    })?;
     let sub = state.hub.new_subscriber(&topics, private_allowed, payload).map_err(selector_refusal)?;
     let upto = state.hub.subscribe(&sub).map_err(selector_refusal)?;
 
@@ -76,7 +80,7 @@ pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> 
     }
 
     let deadline = stream_deadline(expires_at, state.settings.write_timeout);
-    let body = SseBody::new(state.hub.clone(), sub, prelude, deadline);
+    let body = SseBody::new(state.hub.clone(), sub, prelude, deadline, slot);
     let mut resp = Response::new(HubBody::Sse(Box::new(body)));
     *resp.status_mut() = StatusCode::OK;
     let h = resp.headers_mut();
