@@ -12,6 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logs(&cli.log_format);
+    log_panics();
     let mut settings = match cli.settings() {
         Ok(s) => s,
         Err(e) => {
@@ -65,6 +66,22 @@ fn init_logs(format: &str) {
     } else {
         builder.with_ansi(false).init();
     }
+}
+
+/// Every panic becomes one log line (message and location) instead of the default multi-line
+/// print: a request handler's panic is caught and answered 500 by the server, and this is
+/// where it is reported, once.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string payload".to_owned());
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        tracing::error!(%location, "panicked: {message}");
+    }));
 }
 
 async fn shutdown_signal() {

@@ -140,4 +140,9 @@ impl SseBody {
     pub fn subscriber(&self) -> &Arc<Subscriber> {
         &self.sub
     }
+
+    /// Appends to what is sent before the live queue (the history replay).
+    pub fn extend_prelude(&mut self, pieces: impl IntoIterator<Item = Bytes>) {
+        self.prelude.extend(pieces);
+    }
 }

@@ -18,6 +18,7 @@
 mod body;
 mod cors;
 mod demo;
+mod fault;
 mod heavy;
 mod input;
 mod native;
@@ -29,10 +30,12 @@ mod tcp;
 mod ui;
 
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, StatusCode, Version};
@@ -233,21 +236,18 @@ struct Connection {
 
 impl Connection {
     async fn serve(self, mut stream: TcpStream, peer: SocketAddr) {
-        let metrics = &self.state.hub.metrics;
-        metrics.connections.fetch_add(1, Ordering::Relaxed);
+        // A guard, not a pair of calls: the gauge stays exact even if this task unwinds.
+        let _open = Gauge::up(&self.state.hub.metrics.connections);
         let limits = &self.state.settings.limits;
         match native::sniff(&mut stream, limits.header_read_timeout, MERCURE_PATH).await {
             Ok(native::Sniffed::Subscribe(req)) => {
                 let version = req.version();
-                let result = subscribe::handle(&self.state, &req);
-                let resp = finish(
-                    &self.state,
-                    &Method::GET,
-                    req.uri().path(),
-                    peer,
-                    req.headers().get(header::ORIGIN),
-                    result,
-                );
+                let origin = req.headers().get(header::ORIGIN);
+                let handled = std::panic::catch_unwind(AssertUnwindSafe(|| subscribe::handle(&self.state, &req)));
+                let resp = match handled {
+                    Ok(result) => finish(&self.state, &Method::GET, req.uri().path(), peer, origin, result),
+                    Err(_) => panicked(&self.state, origin),
+                };
                 drop(req);
                 native::respond(&mut stream, version, resp, limits.shutdown_grace).await;
             }
@@ -256,7 +256,6 @@ impl Connection {
             Ok(native::Sniffed::Other(prefix)) => Box::pin(self.serve_hyper(prefix, stream, peer)).await,
             Err(e) => tracing::debug!(%peer, error = %e, "connection closed before a request"),
         }
-        metrics.connections.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Everything but natively served subscriptions: hyper, HTTP/1.1 or h2c.
@@ -267,7 +266,15 @@ impl Connection {
         let service = hyper::service::service_fn(move |req| {
             let state = state.clone();
             let abort = svc_abort.clone();
-            async move { Ok::<_, std::convert::Infallible>(route(&state, req, &abort, peer).await) }
+            async move {
+                // Only the Origin is kept aside, for the CORS headers of a 500.
+                let origin = req.headers().get(header::ORIGIN).cloned();
+                let resp = AssertUnwindSafe(route(&state, req, &abort, peer))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| panicked(&state, origin.as_ref()));
+                Ok::<_, std::convert::Infallible>(resp)
+            }
         });
         let grace = self.state.settings.limits.shutdown_grace;
         let io = TokioIo::new(native::Prefixed::new(prefix, stream));
@@ -288,7 +295,34 @@ impl Connection {
     }
 }
 
+/// The answer to a request whose handler panicked: a 500 with a one-line reason. The panic
+/// itself was logged once by the process's panic hook; whatever the handler had registered is
+/// released by the guards it was held in (the SSE body, the connection gauge).
+fn panicked(state: &State, origin: Option<&HeaderValue>) -> Resp {
+    state.hub.metrics.panics.fetch_add(1, Ordering::Relaxed);
+    let mut r = response::refused(&Refusal::new(500, "internal error"));
+    cors::decorate(&state.settings.cors_origins, origin, r.headers_mut());
+    r
+}
+
+/// Adds one to a gauge for as long as it lives.
+struct Gauge<'a>(&'a AtomicU64);
+
+impl<'a> Gauge<'a> {
+    fn up(gauge: &'a AtomicU64) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Gauge(gauge)
+    }
+}
+
+impl Drop for Gauge<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, peer: SocketAddr) -> Resp {
+    fault::inject(req.headers(), "route");
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let is_mercure = is_under(&path, MERCURE_PATH);

@@ -42,6 +42,7 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, 
         auth::check_publish_origin(&parts.headers, &state.settings.publish_origins)?;
     }
     let grants = state.publisher.verify(token)?;
+    super::fault::inject(&parts.headers, "publish");
 
     if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("");

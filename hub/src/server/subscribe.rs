@@ -70,17 +70,21 @@ pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> 
     })?;
     let sub = state.hub.new_subscriber(&topics, private_allowed, payload).map_err(selector_refusal)?;
     let upto = state.hub.subscribe(&sub).map_err(selector_refusal)?;
+    // The body owns the registration from here on: whatever happens next, even a panic,
+    // dropping it unregisters the subscriber and gives the slot back.
+    let deadline = stream_deadline(expires_at, state.settings.write_timeout);
+    let mut body = SseBody::new(state.hub.clone(), sub, vec![Bytes::from_static(OPENING)], deadline, slot);
+    super::fault::inject(req.headers(), "subscribe");
 
-    let mut prelude = vec![Bytes::from_static(OPENING)];
     let mut replay_header = None;
     if let Some(from) = last_event_id.as_deref() {
         let replay = state.hub.replay(from, upto);
-        prelude.extend(replay.updates.iter().filter(|u| sub.wants(u) && sub.may_receive(u)).map(|u| u.encoded.clone()));
+        let sub = body.subscriber().clone();
+        body.extend_prelude(
+            replay.updates.iter().filter(|u| sub.wants(u) && sub.may_receive(u)).map(|u| u.encoded.clone()),
+        );
         replay_header = Some(replay.last_event_id);
     }
-
-    let deadline = stream_deadline(expires_at, state.settings.write_timeout);
-    let body = SseBody::new(state.hub.clone(), sub, prelude, deadline, slot);
     let mut resp = Response::new(HubBody::Sse(Box::new(body)));
     *resp.status_mut() = StatusCode::OK;
     let h = resp.headers_mut();
