@@ -22,9 +22,12 @@ pub struct EventFields<'a> {
     pub data: &'a str,
 }
 
-/// Encodes one event, terminated by the blank line that dispatches it.
+/// Encodes one event, terminated by the blank line that dispatches it. The buffer is
+/// allocated once at exactly the event's size: the retained history holds it for as long as
+/// the update is retained, so a buffer that had to grow (doubling) would be held half empty.
 pub fn encode(fields: &EventFields<'_>) -> Bytes {
-    let mut buf = BytesMut::with_capacity(fields.data.len() + fields.id.len() + 32);
+    let len = encoded_len(fields);
+    let mut buf = BytesMut::with_capacity(len);
     if let Some(t) = fields.event_type {
         put_single_line(&mut buf, b"event: ", t);
     }
@@ -40,7 +43,27 @@ pub fn encode(fields: &EventFields<'_>) -> Bytes {
         buf.put_u8(b'\n');
     }
     buf.put_u8(b'\n');
+    debug_assert_eq!(buf.len(), len, "encoded_len must be exact");
     buf.freeze()
+}
+
+/// The exact length of `encode(fields)`. Line breaks are counted in a byte pass (which
+/// vectorizes), and CRLF pairs only when there is a CR at all.
+fn encoded_len(fields: &EventFields<'_>) -> usize {
+    let is_break = |b: &u8| *b == b'\r' || *b == b'\n';
+    let single_line = |v: &str| v.len() - v.bytes().filter(is_break).count();
+    let data = fields.data.as_bytes();
+    let breaks = data.iter().filter(|b| is_break(b)).count();
+    let crlf = if data.contains(&b'\r') { data.windows(2).filter(|w| *w == b"\r\n").count() } else { 0 };
+    let lines = 1 + breaks - crlf;
+    let mut len = "id: \n".len() + single_line(fields.id) + lines * "data: \n".len() + data.len() - breaks + 1;
+    if let Some(t) = fields.event_type {
+        len += "event: \n".len() + single_line(t);
+    }
+    if let Some(r) = fields.retry {
+        len += "retry: \n".len() + r.checked_ilog10().map_or(1, |d| d as usize + 1);
+    }
+    len
 }
 
 /// Writes `prefix value\n`, dropping any CR/LF so the value cannot start a new field.
@@ -105,6 +128,18 @@ mod tests {
     fn injected_fields_stay_inside_data() {
         let out = enc("hi\n\nid: forged\nevent: evil");
         assert_eq!(out, "id: x\ndata: hi\ndata: \ndata: id: forged\ndata: event: evil\n\n");
+    }
+
+    #[test]
+    fn the_buffer_is_sized_exactly() {
+        for data in ["", "a", "a\n", "\r\n", "\r\r\n\n", "a\rb\nc\r\nd", "x\r", "\n\n\n", "é\r\nü"] {
+            for (id, event_type, retry) in
+                [("x", None, None), ("a\r\nb", Some("t\ny"), Some(0)), ("", Some(""), Some(u64::MAX))]
+            {
+                let f = EventFields { id, event_type, retry, data };
+                assert_eq!(encoded_len(&f), encode(&f).len(), "{data:?} {id:?} {event_type:?} {retry:?}");
+            }
+        }
     }
 
     #[test]

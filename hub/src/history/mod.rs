@@ -7,6 +7,12 @@
 //! update to one database file through a single writer thread, and reloads the window from it
 //! at start-up. Retention (count, bytes, age) bounds both the memory and the file.
 //!
+//! ## Memory
+//! A retained update is held once: its wire form (shared with every queue it sits in) and its
+//! routing fields (see `update`); `max_bytes` counts exactly that ([`window`]'s footprint),
+//! short of the allocator's rounding. The durable store adds its page cache, bounded by
+//! `cache_size` (default 4 MiB, see [`spec::DEFAULT_CACHE_BYTES`]), and nothing per update.
+//!
 //! ## Ordering with the live stream
 //! Updates are appended to the window under the hub's dispatch lock, before they are fanned
 //! out. A subscription is registered under the same lock and remembers the last sequence
