@@ -6,6 +6,12 @@
 //! update (group commit). Each transaction also deletes what retention has dropped, so in a
 //! steady state the file stops growing (redb reuses freed pages).
 //!
+//! Under the dispatch lock, [`RedbStore::append`](Persistence::append) only pushes the shared
+//! `Arc<Update>`, its sequence number, publish time and trim point on the writer's channel (one
+//! small allocation for the acknowledgement, none for the update). The writer encodes each
+//! record itself, into one reused buffer. An update that cannot be encoded is not written (no
+//! empty record) and its publisher gets [`WriteError::Encode`]; the rest of its batch is.
+//!
 //! Layout: one table, `updates`, keyed by the big-endian `u64` sequence number (redb's `u64`
 //! key), valued by a [record](encode_record): the update's wire form (the SSE event, exactly
 //! as sent) behind a small header with what replay needs to route it (publish time, private
@@ -35,7 +41,7 @@ use tokio::sync::oneshot;
 
 use crate::update::Update;
 
-use super::{Ack, FsyncPolicy, Persistence};
+use super::{Ack, FsyncPolicy, Persistence, WriteError};
 
 const UPDATES: TableDefinition<u64, &[u8]> = TableDefinition::new("updates");
 
@@ -148,12 +154,24 @@ struct LegacyRecord {
     at_ms: u64,
 }
 
+/// One update handed to the writer: what `append` does under the dispatch lock is build this
+/// (an `Arc` clone and three numbers) and push it on the channel. The writer encodes it.
 struct Job {
     seq: u64,
-    record: Vec<u8>,
+    update: Arc<Update>,
+    /// Publish time, ms since the Unix epoch: the hub's one clock reading for this publish.
+    at_ms: u64,
     trim_below: u64,
-    ack: oneshot::Sender<Result<(), String>>,
+    ack: oneshot::Sender<Result<(), WriteError>>,
 }
+
+/// How the writer turns an update into a record: [`encode_record`] (tests inject a failing
+/// one to exercise that path).
+type Encoder = fn(&Update, u64, &mut Vec<u8>) -> Result<(), String>;
+
+/// The writer's record buffer is reused from one update to the next; past this capacity (after
+/// a big update) it is released rather than kept for the life of the hub.
+const KEPT_RECORD_CAPACITY: usize = 64 * 1024;
 
 pub struct RedbStore {
     /// `Some` while the writer runs; taken (dropped) to stop it. parking_lot: taken once per
@@ -174,6 +192,15 @@ impl RedbStore {
 
     /// [`RedbStore::open`] with redb's page cache bounded at `cache_bytes`.
     pub fn open_with_cache(path: &Path, fsync: FsyncPolicy, cache_bytes: usize) -> Result<(Self, Vec<Loaded>), String> {
+        Self::open_with_encoder(path, fsync, cache_bytes, encode_record)
+    }
+
+    fn open_with_encoder(
+        path: &Path,
+        fsync: FsyncPolicy,
+        cache_bytes: usize,
+        encode: Encoder,
+    ) -> Result<(Self, Vec<Loaded>), String> {
         let db = Builder::new().set_cache_size(cache_bytes).create(path).map_err(|e| {
             format!(
                 "cannot open history file {}: {e} (a bbolt file from the Go hub cannot be read: move it away or set transport_url)",
@@ -185,7 +212,7 @@ impl RedbStore {
         let (tx, rx) = mpsc::channel();
         let writer = std::thread::Builder::new()
             .name("history-writer".into())
-            .spawn(move || write_loop(db, rx, fsync))
+            .spawn(move || write_loop(db, rx, fsync, encode))
             .map_err(|e| format!("cannot start the history writer: {e}"))?;
         Ok((RedbStore { tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)) }, loaded))
     }
@@ -209,10 +236,11 @@ fn load(db: &Database) -> Result<Vec<Loaded>, String> {
     Ok(out)
 }
 
-fn write_loop(db: Database, rx: mpsc::Receiver<Job>, fsync: FsyncPolicy) {
+fn write_loop(db: Database, rx: mpsc::Receiver<Job>, fsync: FsyncPolicy, encode: Encoder) {
     let mut last_sync = Instant::now();
     let mut dirty = false;
     let mut open = true;
+    let mut record = Vec::new();
     while open || dirty {
         let first = match fsync {
             FsyncPolicy::Interval(every) if dirty => {
@@ -242,7 +270,11 @@ fn write_loop(db: Database, rx: mpsc::Receiver<Job>, fsync: FsyncPolicy) {
             FsyncPolicy::Always => true,
             FsyncPolicy::Interval(every) => !open || last_sync.elapsed() >= every,
         };
-        let result = commit(&db, &batch, sync);
+        let mut unencodable = vec![None; batch.len()];
+        let result = commit(&db, &batch, sync, encode, &mut record, &mut unencodable);
+        if record.capacity() > KEPT_RECORD_CAPACITY {
+            record = Vec::new();
+        }
         if let Err(e) = &result {
             tracing::error!(error = %e, updates = batch.len(), "history write failed");
         }
@@ -252,19 +284,40 @@ fn write_loop(db: Database, rx: mpsc::Receiver<Job>, fsync: FsyncPolicy) {
         } else {
             dirty = true;
         }
-        for job in batch {
-            let _ = job.ack.send(result.clone());
+        for (job, bad) in batch.into_iter().zip(unencodable) {
+            let outcome = match (bad, &result) {
+                (Some(e), _) => Err(WriteError::Encode(e)),
+                (None, Err(e)) => Err(WriteError::Store(e.clone())),
+                (None, Ok(())) => Ok(()),
+            };
+            let _ = job.ack.send(outcome);
         }
     }
 }
 
-fn commit(db: &Database, batch: &[Job], sync: bool) -> Result<(), String> {
+/// Writes one batch in one transaction. An update that cannot be encoded is left out (its
+/// error in `unencodable`, at its index) and the others are written: nothing is stored for it,
+/// never an empty or partial record.
+fn commit(
+    db: &Database,
+    batch: &[Job],
+    sync: bool,
+    encode: Encoder,
+    record: &mut Vec<u8>,
+    unencodable: &mut [Option<String>],
+) -> Result<(), String> {
     let mut txn = db.begin_write().map_err(|e| e.to_string())?;
     txn.set_durability(if sync { Durability::Immediate } else { Durability::None }).map_err(|e| e.to_string())?;
     {
         let mut table = txn.open_table(UPDATES).map_err(|e| e.to_string())?;
-        for job in batch {
-            table.insert(job.seq, job.record.as_slice()).map_err(|e| e.to_string())?;
+        for (job, bad) in batch.iter().zip(unencodable.iter_mut()) {
+            record.clear();
+            if let Err(e) = encode(&job.update, job.at_ms, record) {
+                tracing::error!(seq = job.seq, id = %job.update.id, error = %e, "history record not written");
+                *bad = Some(e);
+                continue;
+            }
+            table.insert(job.seq, record.as_slice()).map_err(|e| e.to_string())?;
         }
         if let Some(trim) = batch.iter().map(|j| j.trim_below).max() {
             table.retain_in(..trim, |_, _| false).map_err(|e| e.to_string())?;
@@ -274,21 +327,17 @@ fn commit(db: &Database, batch: &[Job], sync: bool) -> Result<(), String> {
 }
 
 impl Persistence for RedbStore {
-    fn append(&self, seq: u64, update: &Arc<Update>, trim_below: u64) -> Ack {
+    fn append(&self, seq: u64, update: &Arc<Update>, at_ms: u64, trim_below: u64) -> Ack {
         let (ack, rx) = oneshot::channel();
-        let mut record = Vec::new();
-        if let Err(e) = encode_record(update, super::window::now_ms(), &mut record) {
-            let _ = ack.send(Err(e));
-            return rx;
-        }
+        let job = Job { seq, update: update.clone(), at_ms, trim_below, ack };
         match &*self.tx.lock() {
             Some(tx) => {
-                if let Err(mpsc::SendError(job)) = tx.send(Job { seq, record, trim_below, ack }) {
-                    let _ = job.ack.send(Err("history writer stopped".into()));
+                if let Err(mpsc::SendError(job)) = tx.send(job) {
+                    let _ = job.ack.send(Err(WriteError::Store("history writer stopped".into())));
                 }
             }
             None => {
-                let _ = ack.send(Err("history closed".into()));
+                let _ = job.ack.send(Err(WriteError::Store("history closed".into())));
             }
         }
         rx
@@ -369,17 +418,64 @@ mod tests {
         let updates =
             [Arc::new(rich()), Arc::new(Update::new("2".into(), vec!["t".into()], false, None, None, "".into()))];
         for (i, u) in updates.iter().enumerate() {
-            assert_eq!(store.append(i as u64 + 1, u, 1).blocking_recv().unwrap(), Ok(()));
+            assert_eq!(store.append(i as u64 + 1, u, 1000 + i as u64, 1).blocking_recv().unwrap(), Ok(()));
         }
         store.close();
         drop(store);
         let (store, loaded) = RedbStore::open(&path, FsyncPolicy::Always).unwrap();
         assert_eq!(loaded.len(), 2);
-        for ((seq, _, back), (i, u)) in loaded.iter().zip(updates.iter().enumerate()) {
+        for ((seq, at_ms, back), (i, u)) in loaded.iter().zip(updates.iter().enumerate()) {
             assert_eq!(*seq, i as u64 + 1);
+            assert_eq!(*at_ms, 1000 + i as u64, "the publish time the hub passed is the one stored");
             same(back, u);
         }
         store.close();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Encodes like the store, except for the update with id `bad`, for which it fails after
+    /// writing part of a record (what a real failure midway could leave in the buffer).
+    fn refuse_bad(update: &Update, at_ms: u64, out: &mut Vec<u8>) -> Result<(), String> {
+        if &*update.id == "bad" {
+            out.extend_from_slice(b"partial");
+            return Err("injected failure".into());
+        }
+        encode_record(update, at_ms, out)
+    }
+
+    #[test]
+    fn an_update_that_cannot_be_encoded_fails_its_publish_and_writes_nothing() {
+        let dir = std::env::temp_dir().join(format!("mercure-durable-{}-unencodable", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("h.redb");
+        let (store, _) = RedbStore::open_with_encoder(&path, FsyncPolicy::Always, 64 << 10, refuse_bad).unwrap();
+        let hub = crate::hub::Hub::with_persistence(Default::default(), Some(Box::new(store)), Vec::new());
+        let up = |id: &str| Arc::new(Update::new(id.into(), vec!["t".into()], false, None, None, "d".into()));
+        // Published back to back, so they are likely in one batch: the good ones must be
+        // written around the bad one.
+        let acks: Vec<_> = ["good-1", "bad", "good-2"]
+            .iter()
+            .map(|id| hub.publish(up(id)).durable.expect("a durable store"))
+            .collect();
+        let outcomes: Vec<_> = acks.into_iter().map(|a| a.blocking_recv().expect("acknowledged")).collect();
+        assert_eq!(outcomes[0], Ok(()));
+        assert!(matches!(&outcomes[1], Err(WriteError::Encode(e)) if e.contains("injected")), "{:?}", outcomes[1]);
+        assert_eq!(outcomes[2], Ok(()));
+        hub.close_history();
+        drop(hub);
+
+        // The raw table, not a reload (a reload would skip an unreadable record silently).
+        let db = Database::create(&path).unwrap();
+        let txn = db.begin_read().unwrap();
+        let table = txn.open_table(UPDATES).unwrap();
+        let rows: Vec<_> =
+            table.iter().unwrap().map(|r| r.unwrap()).map(|(k, v)| (k.value(), v.value().to_vec())).collect();
+        let keys: Vec<u64> = rows.iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, [1, 3], "no record, empty or partial, for the update that failed");
+        for (_, v) in &rows {
+            decode_record(v).expect("every stored record reads back");
+        }
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
