@@ -2,8 +2,12 @@
 //!
 //! ## Ordering
 //! Every update gets a sequence number, and fan-outs happen in sequence order under the
-//! *dispatch lock*. That lock covers only non-blocking work (index look-ups and queue pushes,
-//! tens of nanoseconds per recipient); wakes, logging and I/O happen after it is released.
+//! *dispatch lock*. That lock covers only non-blocking work: the sequence number, the history
+//! window's push (and its trim), the durable store's hand-over (a channel push of the
+//! `Arc<Update>`, the sequence number, the publish time read once before the lock and the
+//! trim point: the store encodes and writes on its own thread), and index look-ups and queue
+//! pushes (tens of nanoseconds per recipient). Wakes, logging and I/O happen after it is
+//! released.
 //! What it buys: every subscriber sees updates in the same (publish) order, and a new
 //! subscription is registered at a precise point of that order — the history replay (`lastEventID`)
 //! sends exactly the updates before that point and the queue holds exactly those after it, so
@@ -286,7 +290,7 @@ impl Hub {
             let seq = *last;
             let trim_below = self.window.lock().push(seq, update.clone(), at_ms);
             if let Some(p) = &self.persistence {
-                durable = Some(p.append(seq, &update, trim_below));
+                durable = Some(p.append(seq, &update, at_ms, trim_below));
             }
             let update = &*update;
             let mut grant_memo = None;

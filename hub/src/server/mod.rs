@@ -94,7 +94,8 @@ impl State {
         let hub = match &settings.transport.path {
             None => Hub::new(options),
             Some(path) => {
-                let (store, loaded) = RedbStore::open(path, settings.transport.fsync)?;
+                let t = &settings.transport;
+                let (store, loaded) = RedbStore::open_with_cache(path, t.fsync, t.cache_bytes)?;
                 tracing::info!(file = %path.display(), updates = loaded.len(), "history loaded");
                 Hub::with_persistence(options, Some(Box::new(store)), loaded)
             }

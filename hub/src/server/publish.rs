@@ -13,6 +13,7 @@ use hyper::header::CONTENT_TYPE;
 use hyper::{Request, StatusCode};
 
 use crate::auth::{self, TokenSource};
+use crate::history::WriteError;
 use crate::topic;
 use crate::update::Update;
 
@@ -90,7 +91,8 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, 
     if let Some(ack) = published.durable {
         match ack.await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Refusal::new(503, format!("history write failed: {e}"))),
+            Ok(Err(e @ WriteError::Encode(_))) => return Err(Refusal::new(500, format!("history write failed: {e}"))),
+            Ok(Err(e @ WriteError::Store(_))) => return Err(Refusal::new(503, format!("history write failed: {e}"))),
             Err(_) => return Err(Refusal::new(503, "history writer stopped")),
         }
     }
