@@ -99,6 +99,14 @@ pub struct Dispatched {
     pub evicted: usize,
 }
 
+/// The subscription-event queue of [`Hub::announce`].
+#[derive(Default)]
+struct Announcements {
+    queue: std::collections::VecDeque<Update>,
+    /// A thread is publishing the queue; others only add to it.
+    draining: bool,
+}
+
 pub struct Hub {
     registry: Registry,
     compiler: SelectorCompiler,
@@ -113,6 +121,9 @@ pub struct Hub {
     admission: Arc<tokio::sync::Semaphore>,
     options: HubOptions,
     next_subscriber: AtomicU64,
+    /// Subscription events waiting to be published (see [`Hub::announce`]). parking_lot: held
+    /// for a push or a pop, never while publishing.
+    announcements: Mutex<Announcements>,
     heartbeat: Bytes,
     pub metrics: Metrics,
 }
@@ -144,6 +155,7 @@ impl Hub {
             admission: Arc::new(tokio::sync::Semaphore::new(options.max_pending_writes.max(1))),
             options,
             next_subscriber: AtomicU64::new(1),
+            announcements: Mutex::new(Announcements::default()),
             heartbeat: Bytes::from_static(sse::HEARTBEAT),
             metrics: Metrics::default(),
         }
@@ -205,11 +217,35 @@ impl Hub {
 
     /// Publishes `sub`'s subscription events. Their durability is not awaited: nobody is
     /// waiting for a 200 here, and they are in the window (for replay) at once.
+    ///
+    /// Never recursive: publishing an announcement can evict a subscriber, whose end is
+    /// announced in turn. Such nested announcements are only queued; the outermost call
+    /// publishes the queue until it is empty, so a cascade of evictions is a loop, not a stack
+    /// that grows with it. Always called with the dispatch lock released.
     fn announce(&self, sub: &Subscriber, active: bool) {
-        if self.options.subscription_events {
-            for update in subscriptions::events(sub, active) {
-                self.publish(Arc::new(update));
+        if !self.options.subscription_events {
+            return;
+        }
+        {
+            let mut pending = self.announcements.lock();
+            pending.queue.extend(subscriptions::events(sub, active));
+            if pending.draining {
+                return;
             }
+            pending.draining = true;
+        }
+        loop {
+            let next = {
+                let mut pending = self.announcements.lock();
+                match pending.queue.pop_front() {
+                    Some(update) => update,
+                    None => {
+                        pending.draining = false;
+                        return;
+                    }
+                }
+            };
+            self.publish(Arc::new(next));
         }
     }
 
@@ -230,15 +266,13 @@ impl Hub {
         self.end(sub, reason, was_registered);
     }
 
-    /// The one place a subscription ends: close the queue (waking its writer), cut a connection
-    /// blocked on a client that stopped reading, and, if the subscriber had still been
-    /// registered, count and announce its end.
+    /// The one place a subscription ends: close the queue — which wakes its writer and
+    /// signals `Queue::wait_closed`, on which every connection serving it stops waiting for a
+    /// client that no longer reads — and, if the subscriber had still been registered, count
+    /// and announce its end.
     fn end(&self, sub: &Subscriber, reason: CloseReason, was_registered: bool) {
         if let Some(w) = sub.queue.close(reason) {
             w.wake();
-        }
-        if let Some(abort) = sub.conn_abort.get() {
-            abort.notify_one();
         }
         if was_registered {
             self.metrics.subscribers.fetch_sub(1, Ordering::Relaxed);

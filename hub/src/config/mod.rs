@@ -6,7 +6,6 @@
 //! start-up with a message naming its line.
 
 pub mod directives;
-pub mod duration;
 mod settings;
 
 pub use settings::{Limits, Settings};
@@ -134,7 +133,7 @@ pub struct Cli {
 }
 
 fn duration_arg(s: &str) -> Result<Duration, String> {
-    duration::parse_duration(s)
+    crate::duration::parse_duration(s)
 }
 
 impl Cli {

@@ -6,10 +6,11 @@ use std::time::Duration;
 use crate::auth::KeySpec;
 use crate::auth::jwt::parse_algorithm;
 use crate::history::HistorySpec;
+use crate::queue::QueueLimits;
 use crate::topic::TemplateLimits;
 
 use super::directives::Directive;
-use super::duration::parse_duration;
+use crate::duration::parse_duration;
 
 /// Every limit of the hub, with its unit and default. All configurable (see the README).
 #[derive(Debug, Clone)]
@@ -72,6 +73,9 @@ pub struct Limits {
     pub template: TemplateLimits,
 }
 
+/// The queue's defaults have one source: `queue::QueueLimits::DEFAULT`.
+const QUEUE: QueueLimits = QueueLimits::DEFAULT;
+
 impl Default for Limits {
     fn default() -> Self {
         Limits {
@@ -81,9 +85,9 @@ impl Default for Limits {
             max_body_size: 1 << 20,
             max_topics: 100,
             max_topic_length: 2048,
-            queue_events: 1024,
-            queue_bytes: 4 << 20,
-            dispatch_timeout: Duration::from_secs(5),
+            queue_events: QUEUE.max_events,
+            queue_bytes: QUEUE.max_bytes,
+            dispatch_timeout: QUEUE.stall_timeout,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),

@@ -17,7 +17,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::duration::parse_duration;
+use crate::duration::parse_duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retention {

@@ -334,11 +334,15 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, 
         (m, _) if is_mercure && cors::is_preflight(m) => cors::preflight(&state.settings.cors_origins, req.headers()),
         (&Method::GET | &Method::HEAD, MERCURE_PATH) => {
             subscribe::handle(state, &req).inspect(|resp| {
-                if http1 && let HubBody::Sse(_) = resp.body() {
-                    // The subscriber is reachable through the body; give it the abort handle.
-                    if let Some(sub) = body_subscriber(resp) {
-                        let _ = sub.conn_abort.set(abort.clone());
-                    }
+                // HTTP/1 through hyper (HEAD, pipelined requests): when the subscription is
+                // over, the connection is shut down even if the client stopped reading. (An
+                // HTTP/2 stream simply ends with its body; the connection serves others.)
+                if http1 && let Some(sub) = body_subscriber(resp) {
+                    let (sub, abort) = (sub.clone(), abort.clone());
+                    tokio::spawn(async move {
+                        sub.queue.wait_closed().await;
+                        abort.notify_one();
+                    });
                 }
             })
         }
