@@ -14,8 +14,8 @@
 mod body;
 mod cors;
 mod demo;
-mod native;
-mod publish;
+pub(crate) mod native;
+pub(crate) mod publish;
 mod response;
 mod subscribe;
 mod subscriptions_api;
