@@ -333,3 +333,17 @@ fn fuzz_regression_huge_exp() {
         assert!(matches!(r, Ok(Ok(()))), "exp {exp}: {r:?}");
     }
 }
+
+/// Finding (in `auth/jwt.rs`, reported to the lead): serde reads a struct from a JSON array
+/// too, so a `mercure` claim written as `[publish, subscribe, payload]` was accepted, e.g.
+/// `{"https://mercure.rocks/": [[""]]}` granted publish `[""]`. The Go hub refuses a token
+/// whose claim is not an object (encoding/json cannot unmarshal an array into a struct).
+#[test]
+fn fuzz_regression_mercure_claim_as_array() {
+    for key in ["mercure", "https://mercure.rocks/"] {
+        let claims = serde_json::json!({ key: [["*"], ["*"]] });
+        let token = sign_hmac(KEY.as_bytes(), Algorithm::HS256, &claims).expect("sign");
+        let r = verifier(0).verify(&token);
+        assert!(matches!(r, Err(AuthError::Invalid(_))), "{claims}: {r:?}");
+    }
+}
