@@ -42,8 +42,8 @@ fn fanout_mixed(c: &mut Criterion) {
             let t = zipf.sample(&mut rng);
             let selector = if k % 10 == 0 { group_template(t) } else { topic(t) };
             let grant = (k % 2 == 0).then(|| fixtures::grants(&hub, &[&group_template(t)]));
-            let sub = hub.new_subscriber(&[selector], grant, None);
-            hub.subscribe(&sub);
+            let sub = hub.new_subscriber(&[selector], grant, None).expect("subscriber");
+            hub.subscribe(&sub).expect("subscribe");
             sub
         })
         .collect();

@@ -27,7 +27,7 @@ use mercure_hub::hub::{Dispatched, Hub};
 use mercure_hub::queue::{Push, Queue, QueueLimits};
 use mercure_hub::sse::{self, EventFields};
 use mercure_hub::subscriber::Subscriber;
-use mercure_hub::topic::{Selector, SelectorCompiler};
+use mercure_hub::topic::{Selector, SelectorCompiler, TemplateLimits};
 use mercure_hub::update::Update;
 
 const TEMPLATE: &str = "https://example.com/books/{id}";
@@ -35,7 +35,7 @@ const TEMPLATE: &str = "https://example.com/books/{id}";
 // ---- topic matching ----
 
 fn selector(s: &str) -> Selector {
-    SelectorCompiler::new(16).compile(s).expect("selector")
+    SelectorCompiler::new(TemplateLimits::default()).compile(s).expect("selector")
 }
 
 #[library_benchmark]
@@ -47,8 +47,8 @@ fn match_topic(sel: Selector) -> (bool, Selector) {
 
 fn registry_with_template() -> (Hub, Arc<Subscriber>, Arc<Update>) {
     let hub = fixtures::hub();
-    let sub = hub.new_subscriber(&[TEMPLATE], None, None);
-    hub.subscribe(&sub);
+    let sub = hub.new_subscriber(&[TEMPLATE], None, None).expect("subscriber");
+    hub.subscribe(&sub).expect("subscribe");
     let update = fixtures::update(TOPIC, 100);
     // Warm the registry's topic → matched cache.
     hub.registry().for_each_candidate(&update, |_| {});

@@ -26,8 +26,8 @@ fn per_subscriber(shape: &str, topic_of: impl Fn(usize) -> String) -> f64 {
     let subs: Vec<_> = topics
         .iter()
         .map(|t| {
-            let sub = hub.new_subscriber(&[t.as_str()], None, None);
-            hub.subscribe(&sub);
+            let sub = hub.new_subscriber(&[t.as_str()], None, None).expect("subscriber");
+            hub.subscribe(&sub).expect("subscribe");
             sub
         })
         .collect();

@@ -21,8 +21,8 @@ fn subscription_churn(c: &mut Criterion) {
         let _others = fixtures::subscribers_on(&hub, n, TOPIC);
         group.bench_function(format!("existing={n}"), |b| {
             b.iter(|| {
-                let sub = hub.new_subscriber(&[TOPIC], None, None);
-                hub.subscribe(black_box(&sub));
+                let sub = hub.new_subscriber(&[TOPIC], None, None).expect("subscriber");
+                hub.subscribe(black_box(&sub)).expect("subscribe");
                 hub.unsubscribe(&sub, CloseReason::Closed);
             })
         });

@@ -17,7 +17,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use mercure_hub::topic::SelectorCompiler;
+use mercure_hub::topic::{SelectorCompiler, TemplateLimits};
 use mercure_hub::update::Update;
 
 const TEMPLATE: &str = "https://example.com/books/{id}";
@@ -26,7 +26,7 @@ const TOPIC: &str = "https://example.com/books/12345";
 fn topic_match(c: &mut Criterion) {
     let mut group = c.benchmark_group("topic_match");
     group.throughput(Throughput::Elements(1));
-    let compiler = SelectorCompiler::new(10_000);
+    let compiler = SelectorCompiler::new(TemplateLimits::default());
     let exact = compiler.compile(TOPIC).expect("exact");
     let any = compiler.compile("*").expect("any");
     let template = compiler.compile(TEMPLATE).expect("template");
@@ -37,15 +37,15 @@ fn topic_match(c: &mut Criterion) {
     group.bench_function("template/interned", |b| b.iter(|| compiler.compile(black_box(TEMPLATE))));
     group.bench_function("template/compile+match", |b| {
         b.iter_batched(
-            || SelectorCompiler::new(16),
+            || SelectorCompiler::new(TemplateLimits::default()),
             |fresh| fresh.compile(black_box(TEMPLATE)).map(|s| s.matches(TOPIC)),
             BatchSize::SmallInput,
         )
     });
 
     let hub = benches::fixtures::hub();
-    let sub = hub.new_subscriber(&[TEMPLATE], None, None);
-    hub.subscribe(&sub);
+    let sub = hub.new_subscriber(&[TEMPLATE], None, None).expect("subscriber");
+    hub.subscribe(&sub).expect("subscribe");
     let update = benches::fixtures::update(TOPIC, 100);
     group.bench_function("registry/template_cached", |b| {
         b.iter(|| {

@@ -31,8 +31,8 @@ pub fn hub() -> Hub {
 pub fn subscribers_on(hub: &Hub, n: usize, topic: &str) -> Vec<Arc<Subscriber>> {
     (0..n)
         .map(|_| {
-            let sub = hub.new_subscriber(&[topic], None, None);
-            hub.subscribe(&sub);
+            let sub = hub.new_subscriber(&[topic], None, None).expect("subscriber");
+            hub.subscribe(&sub).expect("subscribe");
             sub
         })
         .collect()
@@ -86,5 +86,5 @@ pub fn update(topic: &str, data_len: usize) -> Arc<Update> {
 /// handler does (equal grant lists share one `Arc`).
 pub fn grants(hub: &Hub, selectors: &[&str]) -> Arc<[Selector]> {
     let owned: Vec<String> = selectors.iter().map(|s| s.to_string()).collect();
-    hub.compiler().compile_grants(&owned)
+    hub.compiler().compile_grants(&owned).expect("grants")
 }

@@ -2,8 +2,12 @@
 //!
 //! ## Ordering
 //! Every update gets a sequence number, and fan-outs happen in sequence order under the
-//! *dispatch lock*. That lock covers only non-blocking work (index look-ups and queue pushes,
-//! tens of nanoseconds per recipient); wakes, logging and I/O happen after it is released.
+//! *dispatch lock*. That lock covers only non-blocking work: the sequence number, the history
+//! window's push (and its trim), the durable store's hand-over (a channel push of the
+//! `Arc<Update>`, the sequence number, the publish time read once before the lock and the
+//! trim point: the store encodes and writes on its own thread), and index look-ups and queue
+//! pushes (tens of nanoseconds per recipient). Wakes, logging and I/O happen after it is
+//! released.
 //! What it buys: every subscriber sees updates in the same (publish) order, and a new
 //! subscription is registered at a precise point of that order — the history replay (`lastEventID`)
 //! sends exactly the updates before that point and the queue holds exactly those after it, so
@@ -24,19 +28,25 @@ use parking_lot::Mutex;
 use crate::history::{Ack, Persistence, Replay, Retention, Window, durable::Loaded, window::now_ms};
 use crate::metrics::Metrics;
 use crate::queue::{CloseReason, Push, QueueLimits};
-use crate::registry::Registry;
+use crate::registry::{Registry, TooManyTemplates};
 use crate::sse;
 use crate::subscriber::Subscriber;
 use crate::subscriptions;
-use crate::topic::{Selector, SelectorCompiler};
+use crate::topic::{Selector, SelectorCompiler, TemplateError, TemplateLimits};
 use crate::update::Update;
 
 /// Settings of the in-process hub (the server adds HTTP-level ones).
 #[derive(Debug, Clone)]
 pub struct HubOptions {
     pub queue: QueueLimits,
-    /// Most distinct compiled templates kept interned. Default 10 000.
+    /// Most distinct templates subscribed to at once, hub-wide (`max_templates`). Default
+    /// 1000.
     pub max_templates: usize,
+    /// Most distinct templates in one subscription (`max_templates_per_subscription`).
+    /// Default 16.
+    pub max_templates_per_subscription: usize,
+    /// What one template may contain (length, expressions, variables).
+    pub template_limits: TemplateLimits,
     /// What the history keeps for replay.
     pub retention: Retention,
     /// Most publishes waiting for the durable store at once; further publishers wait for a
@@ -50,12 +60,25 @@ impl Default for HubOptions {
     fn default() -> Self {
         HubOptions {
             queue: QueueLimits::default(),
-            max_templates: 10_000,
+            max_templates: 1_000,
+            max_templates_per_subscription: 16,
+            template_limits: TemplateLimits::default(),
             retention: Retention::default(),
             max_pending_writes: 1024,
             subscription_events: false,
         }
     }
+}
+
+/// Why a subscription's selectors were refused (each is a 400 with this message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    #[error("{0}")]
+    Template(#[from] TemplateError),
+    #[error("more than {0} distinct templates in one subscription")]
+    TooManyInSubscription(usize),
+    #[error("{0}")]
+    TooManyInHub(#[from] TooManyTemplates),
 }
 
 /// What one publish did, and how to learn when it is durable.
@@ -76,6 +99,14 @@ pub struct Dispatched {
     pub evicted: usize,
 }
 
+/// The subscription-event queue of [`Hub::announce`].
+#[derive(Default)]
+struct Announcements {
+    queue: std::collections::VecDeque<Update>,
+    /// A thread is publishing the queue; others only add to it.
+    draining: bool,
+}
+
 pub struct Hub {
     registry: Registry,
     compiler: SelectorCompiler,
@@ -90,6 +121,9 @@ pub struct Hub {
     admission: Arc<tokio::sync::Semaphore>,
     options: HubOptions,
     next_subscriber: AtomicU64,
+    /// Subscription events waiting to be published (see [`Hub::announce`]). parking_lot: held
+    /// for a push or a pop, never while publishing.
+    announcements: Mutex<Announcements>,
     heartbeat: Bytes,
     pub metrics: Metrics,
 }
@@ -113,14 +147,15 @@ impl Hub {
             last_seq = last_seq.max(seq);
         }
         Hub {
-            registry: Registry::new(),
-            compiler: SelectorCompiler::new(options.max_templates),
+            registry: Registry::new(options.max_templates),
+            compiler: SelectorCompiler::new(options.template_limits),
             dispatch: Mutex::new(last_seq),
             window: Mutex::new(window),
             persistence,
             admission: Arc::new(tokio::sync::Semaphore::new(options.max_pending_writes.max(1))),
             options,
             next_subscriber: AtomicU64::new(1),
+            announcements: Mutex::new(Announcements::default()),
             heartbeat: Bytes::from_static(sse::HEARTBEAT),
             metrics: Metrics::default(),
         }
@@ -138,16 +173,27 @@ impl Hub {
         &self.registry
     }
 
-    /// Builds a subscriber (not yet registered).
+    /// Builds a subscriber (not yet registered). Refused when a template is past the template
+    /// limits, or when the subscription names more distinct templates than allowed.
     pub fn new_subscriber<S: AsRef<str>>(
         &self,
         selectors: &[S],
         private_allowed: Option<Arc<[Selector]>>,
         payload: Option<Arc<serde_json::Value>>,
-    ) -> Arc<Subscriber> {
-        let selectors = self.compiler.compile_all(selectors);
+    ) -> Result<Arc<Subscriber>, SelectorError> {
+        let max = self.options.max_templates_per_subscription;
+        let mut templates: Vec<&str> = Vec::new();
+        for s in selectors.iter().map(AsRef::as_ref) {
+            if crate::topic::template::is_template(s) && !templates.contains(&s) {
+                templates.push(s);
+                if templates.len() > max {
+                    return Err(SelectorError::TooManyInSubscription(max));
+                }
+            }
+        }
+        let selectors = self.compiler.compile_all(selectors)?;
         let id = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
-        Arc::new(Subscriber::new(id, selectors, private_allowed, payload))
+        Ok(Arc::new(Subscriber::new(id, selectors, private_allowed, payload)))
     }
 
     /// Registers a subscriber. Returns the sequence number of the last update published before
@@ -155,25 +201,58 @@ impl Hub {
     ///
     /// With subscription events on, the subscription's "created" events are published right
     /// after (so they are in the subscriber's own queue if it listens to them).
-    pub fn subscribe(&self, sub: &Arc<Subscriber>) -> u64 {
+    ///
+    /// Refused, with nothing registered, when its templates would take the hub past
+    /// `max_templates`.
+    pub fn subscribe(&self, sub: &Arc<Subscriber>) -> Result<u64, SelectorError> {
         let seq = {
             let seq = self.dispatch.lock();
-            self.registry.insert(sub);
+            self.registry.insert(sub)?;
             *seq
         };
         self.metrics.subscribers.fetch_add(1, Ordering::Relaxed);
         self.announce(sub, true);
-        seq
+        Ok(seq)
     }
 
     /// Publishes `sub`'s subscription events. Their durability is not awaited: nobody is
     /// waiting for a 200 here, and they are in the window (for replay) at once.
+    ///
+    /// Never recursive: publishing an announcement can evict a subscriber, whose end is
+    /// announced in turn. Such nested announcements are only queued; the outermost call
+    /// publishes the queue until it is empty, so a cascade of evictions is a loop, not a stack
+    /// that grows with it. Always called with the dispatch lock released.
     fn announce(&self, sub: &Subscriber, active: bool) {
-        if self.options.subscription_events {
-            for update in subscriptions::events(sub, active) {
-                self.publish(Arc::new(update));
-            }
+        if !self.options.subscription_events {
+            return;
         }
+        {
+            let mut pending = self.announcements.lock();
+            pending.queue.extend(subscriptions::events(sub, active));
+            if pending.draining {
+                return;
+            }
+            pending.draining = true;
+        }
+        loop {
+            let next = {
+                let mut pending = self.announcements.lock();
+                match pending.queue.pop_front() {
+                    Some(update) => update,
+                    None => {
+                        pending.draining = false;
+                        return;
+                    }
+                }
+            };
+            self.publish(Arc::new(next));
+        }
+    }
+
+    /// The Prometheus text of [`Metrics`], with the gauges read from their owners first.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.templates.store(self.registry.template_count() as u64, Ordering::Relaxed);
+        self.metrics.render()
     }
 
     /// The id of the newest update in the history, if any (the API's `lastEventID`).
@@ -187,15 +266,13 @@ impl Hub {
         self.end(sub, reason, was_registered);
     }
 
-    /// The one place a subscription ends: close the queue (waking its writer), cut a connection
-    /// blocked on a client that stopped reading, and, if the subscriber had still been
-    /// registered, count and announce its end.
+    /// The one place a subscription ends: close the queue — which wakes its writer and
+    /// signals `Queue::wait_closed`, on which every connection serving it stops waiting for a
+    /// client that no longer reads — and, if the subscriber had still been registered, count
+    /// and announce its end.
     fn end(&self, sub: &Subscriber, reason: CloseReason, was_registered: bool) {
         if let Some(w) = sub.queue.close(reason) {
             w.wake();
-        }
-        if let Some(abort) = sub.conn_abort.get() {
-            abort.notify_one();
         }
         if was_registered {
             self.metrics.subscribers.fetch_sub(1, Ordering::Relaxed);
@@ -238,13 +315,16 @@ impl Hub {
         let mut evicted: Vec<(Arc<Subscriber>, CloseReason)> = Vec::new();
         let mut recipients = 0;
         let limits = &self.options.queue;
+        // Template matching (regexes) before the lock, so the locked pass finds the answers
+        // cached (see `registry`).
+        self.registry.prematch(&update);
         let seq = {
             let mut last = self.dispatch.lock();
             *last += 1;
             let seq = *last;
             let trim_below = self.window.lock().push(seq, update.clone(), at_ms);
             if let Some(p) = &self.persistence {
-                durable = Some(p.append(seq, &update, trim_below));
+                durable = Some(p.append(seq, &update, at_ms, trim_below));
             }
             let update = &*update;
             let mut grant_memo = None;
@@ -336,8 +416,8 @@ mod tests {
         let hub = Hub::new(HubOptions::default());
         hub.publish(up("a", &["t"]));
         hub.publish(up("b", &["t"]));
-        let sub = hub.new_subscriber(&["t"], None, None);
-        let upto = hub.subscribe(&sub);
+        let sub = hub.new_subscriber(&["t"], None, None).unwrap();
+        let upto = hub.subscribe(&sub).unwrap();
         hub.publish(up("c", &["t"]));
         let replay: Vec<_> = hub.replay("a", upto).updates.iter().map(|u| u.id.to_string()).collect();
         assert_eq!(replay, ["b"], "the replay stops at the subscription point");
@@ -347,9 +427,9 @@ mod tests {
     #[test]
     fn private_updates_reach_exactly_the_granted_subscribers_with_shared_grants() {
         let hub = Hub::new(HubOptions::default());
-        let grant_a = hub.compiler().compile_grants(&["https://e.com/a/{id}".to_owned()]);
-        let grant_b = hub.compiler().compile_grants(&["https://e.com/b/{id}".to_owned()]);
-        assert!(Arc::ptr_eq(&grant_a, &hub.compiler().compile_grants(&["https://e.com/a/{id}".to_owned()])));
+        let grant_a = hub.compiler().compile_grants(&["https://e.com/a/{id}".to_owned()]).unwrap();
+        let grant_b = hub.compiler().compile_grants(&["https://e.com/b/{id}".to_owned()]).unwrap();
+        assert!(Arc::ptr_eq(&grant_a, &hub.compiler().compile_grants(&["https://e.com/a/{id}".to_owned()]).unwrap()));
         // Interleaved, so the per-publish memo switches between grants.
         let subs: Vec<_> = (0..6)
             .map(|i| {
@@ -358,8 +438,8 @@ mod tests {
                     1 => Some(grant_b.clone()),
                     _ => None,
                 };
-                let s = hub.new_subscriber(&["*"], grant, None);
-                hub.subscribe(&s);
+                let s = hub.new_subscriber(&["*"], grant, None).unwrap();
+                hub.subscribe(&s).unwrap();
                 s
             })
             .collect();
@@ -372,8 +452,8 @@ mod tests {
     #[test]
     fn one_delivery_per_update_whatever_the_number_of_matching_paths() {
         let hub = Hub::new(HubOptions::default());
-        let sub = hub.new_subscriber(&["https://e.com/a", "https://e.com/{x}", "*"], None, None);
-        hub.subscribe(&sub);
+        let sub = hub.new_subscriber(&["https://e.com/a", "https://e.com/{x}", "*"], None, None).unwrap();
+        hub.subscribe(&sub).unwrap();
         let d = hub.publish(up("1", &["https://e.com/a", "https://e.com/b"])).dispatched;
         assert_eq!(d.recipients, 1);
         assert_eq!(sub.queue.len(), 1);
@@ -386,10 +466,10 @@ mod tests {
             ..HubOptions::default()
         };
         let hub = Hub::new(options);
-        let slow = hub.new_subscriber(&["t"], None, None);
-        let fast = hub.new_subscriber(&["t"], None, None);
-        hub.subscribe(&slow);
-        hub.subscribe(&fast);
+        let slow = hub.new_subscriber(&["t"], None, None).unwrap();
+        let fast = hub.new_subscriber(&["t"], None, None).unwrap();
+        hub.subscribe(&slow).unwrap();
+        hub.subscribe(&fast).unwrap();
         for i in 0..3 {
             hub.publish(up(&i.to_string(), &["t"]));
             drained(&fast);

@@ -10,6 +10,7 @@
 //!
 //! # Layout
 //! - [`config`]: environment, `MERCURE_EXTRA_DIRECTIVES`, flags → [`config::Settings`].
+//! - [`duration`]: Go-style durations (`40s`, `1m30s`), read by `config` and `history` alike.
 //! - [`auth`]: token extraction and verification → [`auth::Grants`].
 //! - [`topic`]: selectors (`*`, exact, URI templates) and their matching.
 //! - [`update`], [`sse`]: the update and its wire form.
@@ -25,6 +26,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod duration;
 pub mod history;
 pub mod hub;
 pub mod metrics;

@@ -12,6 +12,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logs(&cli.log_format);
+    log_panics();
     let mut settings = match cli.settings() {
         Ok(s) => s,
         Err(e) => {
@@ -31,6 +32,7 @@ fn main() -> std::process::ExitCode {
         startup::development_mode(&mut settings);
         let open_files = startup::raise_open_files_limit();
         let max_connections = startup::max_connections(&settings, open_files);
+        startup::resolve_max_subscribers(&mut settings, max_connections);
         startup::log_settings(&settings, max_connections);
         let state = match State::new(settings) {
             Ok(s) => s,
@@ -64,6 +66,22 @@ fn init_logs(format: &str) {
     } else {
         builder.with_ansi(false).init();
     }
+}
+
+/// Every panic becomes one log line (message and location) instead of the default multi-line
+/// print: a request handler's panic is caught and answered 500 by the server, and this is
+/// where it is reported, once.
+fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string payload".to_owned());
+        let location = info.location().map(|l| format!("{}:{}", l.file(), l.line())).unwrap_or_default();
+        tracing::error!(%location, "panicked: {message}");
+    }));
 }
 
 async fn shutdown_signal() {

@@ -15,16 +15,22 @@ pub struct Metrics {
     pub connections: AtomicU64,
     pub refused_connections: AtomicU64,
     pub rejected_requests: AtomicU64,
+    /// Requests whose handler panicked (answered 500; the panic is logged once).
+    pub panics: AtomicU64,
+    /// Distinct URI templates subscribed to now; read from the registry at each scrape.
+    pub templates: AtomicU64,
 }
 
 impl Metrics {
     pub fn render(&self) -> String {
-        let rows: [(&str, &str, &str, &AtomicU64); 7] = [
+        let rows: [(&str, &str, &str, &AtomicU64); 9] = [
             ("mercure_updates_published_total", "counter", "Updates published.", &self.published),
             ("mercure_deliveries_total", "counter", "Updates queued for a subscriber.", &self.deliveries),
             ("mercure_evictions_total", "counter", "Subscribers evicted as slow consumers.", &self.evictions),
             ("mercure_subscribers", "gauge", "Subscribers connected now.", &self.subscribers),
             ("mercure_connections", "gauge", "HTTP connections open now.", &self.connections),
+            ("mercure_panics_total", "counter", "Requests whose handler panicked (answered 500).", &self.panics),
+            ("mercure_templates", "gauge", "Distinct URI templates subscribed to now.", &self.templates),
             (
                 "mercure_refused_connections_total",
                 "counter",

@@ -46,9 +46,15 @@ pub struct QueueLimits {
     pub stall_timeout: Duration,
 }
 
+impl QueueLimits {
+    /// The defaults, also those of the `subscriber_queue_*` and `dispatch_timeout` directives.
+    pub const DEFAULT: QueueLimits =
+        QueueLimits { max_events: 1024, max_bytes: 4 << 20, stall_timeout: Duration::from_secs(5) };
+}
+
 impl Default for QueueLimits {
     fn default() -> Self {
-        QueueLimits { max_events: 1024, max_bytes: 4 << 20, stall_timeout: Duration::from_secs(5) }
+        Self::DEFAULT
     }
 }
 
@@ -97,6 +103,10 @@ pub struct Queue {
     /// parking_lot mutex: uncontended in the common case (one publisher dispatching, one
     /// writer draining), a few nanoseconds to take, and never held across an `.await`.
     inner: Mutex<Inner>,
+    /// Wakes everyone awaiting [`Queue::wait_closed`] when the queue closes: the one signal
+    /// that a subscription is over, whatever ended it (see the README's Lifecycle table).
+    /// Connections use it to stop waiting on a client that no longer reads.
+    closed_signal: tokio::sync::Notify,
 }
 
 struct Inner {
@@ -125,6 +135,7 @@ impl Queue {
                 parked: None,
                 closed: None,
             }),
+            closed_signal: tokio::sync::Notify::new(),
         }
     }
 
@@ -164,10 +175,28 @@ impl Queue {
         }
     }
 
-    /// Closes the queue (idempotent). Returns the writer's waker if it was parked, to be woken
-    /// by the caller.
+    /// Closes the queue (idempotent; the first reason stays) and signals
+    /// [`Queue::wait_closed`]. Returns the writer's waker if it was parked, to be woken by the
+    /// caller. Call it outside the dispatch lock: a push that evicts only marks the queue
+    /// closed, and the hub calls this afterwards.
     pub fn close(&self, reason: CloseReason) -> Option<Waker> {
-        self.inner.lock().close(reason)
+        let waker = self.inner.lock().close(reason);
+        self.closed_signal.notify_waiters();
+        waker
+    }
+
+    /// Resolves once the queue is closed (at once if it already is). Cancel safe.
+    pub async fn wait_closed(&self) {
+        loop {
+            let notified = self.closed_signal.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a close between the check and the await is seen.
+            notified.as_mut().enable();
+            if self.closed().is_some() {
+                return;
+            }
+            notified.await;
+        }
     }
 
     /// Why the queue is closed, if it is.

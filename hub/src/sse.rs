@@ -4,9 +4,10 @@
 //! every recipient shares (cloning `Bytes` is a reference-count increment).
 //!
 //! Invariant: no field value can forge another field or end the event early. `id` and `event`
-//! are single-line by construction (the publish path rejects CR/LF in them, and this module
-//! strips them again as a second line of defence); `data` is split on CR, LF and CRLF and each
-//! piece becomes its own `data:` line, which is exactly how an SSE parser rebuilds it.
+//! are single-line by construction (the publish path rejects every control character in them,
+//! and this module strips CR/LF again as a second line of defence); `data` is split on CR, LF
+//! and CRLF and each piece becomes its own `data:` line, which is exactly how an SSE parser
+//! rebuilds it.
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -22,9 +23,20 @@ pub struct EventFields<'a> {
     pub data: &'a str,
 }
 
+/// Room for every prefix and line end of an event (`event: \n`, `retry: \n` with 20 digits,
+/// `id: \n`, one `data: \n`, the closing `\n`): the encoding's buffer is the fields' lengths plus
+/// this. Data of many lines needs more (7 bytes per extra line) and grows the buffer.
+const ROOM: usize = 8 + 8 + 20 + 5 + 7 + 1;
+
 /// Encodes one event, terminated by the blank line that dispatches it.
+///
+/// The result holds at most [`ROOM`] bytes more than its length: the retained history keeps it
+/// as long as the update is retained, so a buffer that grew (doubling, for data of many lines)
+/// is copied to its exact size rather than kept half empty. Lines are not counted up front: a
+/// pass over the data would cost as much as the encoding itself, for the rare multi-line case.
 pub fn encode(fields: &EventFields<'_>) -> Bytes {
-    let mut buf = BytesMut::with_capacity(fields.data.len() + fields.id.len() + 32);
+    let estimate = fields.data.len() + fields.id.len() + fields.event_type.map_or(0, str::len) + ROOM;
+    let mut buf = BytesMut::with_capacity(estimate);
     if let Some(t) = fields.event_type {
         put_single_line(&mut buf, b"event: ", t);
     }
@@ -40,6 +52,10 @@ pub fn encode(fields: &EventFields<'_>) -> Bytes {
         buf.put_u8(b'\n');
     }
     buf.put_u8(b'\n');
+    if buf.capacity() > buf.len() + ROOM {
+        // It grew past the estimate.
+        return Bytes::copy_from_slice(&buf);
+    }
     buf.freeze()
 }
 
@@ -72,11 +88,6 @@ pub fn split_lines(data: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// True when `s` contains a line break (used to reject ids and types that would need one).
-pub fn has_line_break(s: &str) -> bool {
-    s.contains(['\r', '\n'])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,6 +116,20 @@ mod tests {
     fn injected_fields_stay_inside_data() {
         let out = enc("hi\n\nid: forged\nevent: evil");
         assert_eq!(out, "id: x\ndata: hi\ndata: \ndata: id: forged\ndata: event: evil\n\n");
+    }
+
+    #[test]
+    fn the_buffer_is_never_much_larger_than_the_event() {
+        let many_lines = "l\n".repeat(1000);
+        let long_type = "t".repeat(300);
+        for data in ["", "a", "a\r\nb\rc\nd", many_lines.as_str(), "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n"] {
+            for (event_type, retry) in [(None, None), (Some(long_type.as_str()), Some(u64::MAX))] {
+                let b = encode(&EventFields { id: "x", event_type, retry, data });
+                let len = b.len();
+                let held = b.try_into_mut().expect("unshared").capacity();
+                assert!(held <= len + ROOM, "{len} bytes held in {held} ({data:?})");
+            }
+        }
     }
 
     #[test]

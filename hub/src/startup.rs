@@ -33,6 +33,12 @@ pub fn max_connections(settings: &Settings, open_files: u64) -> usize {
     settings.limits.max_connections.unwrap_or_else(|| open_files.saturating_sub(RESERVED_FDS).max(16) as usize)
 }
 
+/// The subscription ceiling: configured, or the connection ceiling. Written back into the
+/// settings so the server and the logs see the value in force.
+pub fn resolve_max_subscribers(settings: &mut Settings, max_connections: usize) -> usize {
+    *settings.limits.max_subscribers.get_or_insert(max_connections)
+}
+
 /// With no key at all, generate one so a developer can try the hub at once, and say loudly
 /// that this is not a production setup.
 pub fn development_mode(settings: &mut Settings) {
@@ -68,6 +74,8 @@ pub fn log_settings(settings: &Settings, max_connections: usize) {
         write_timeout = ?settings.write_timeout,
         dispatch_timeout = ?settings.limits.dispatch_timeout,
         max_connections,
+        max_subscribers = ?settings.limits.max_subscribers,
+        max_concurrent_streams = settings.limits.max_concurrent_streams,
         queue_events = settings.limits.queue_events,
         queue_bytes = settings.limits.queue_bytes,
         jwt_cache_entries = settings.limits.jwt_cache_entries,

@@ -2,12 +2,12 @@
 //!
 //! A `Subscriber` lives in an `Arc` shared by the registry (so publishes can reach it) and by
 //! its connection's SSE body (which drains the queue). The body removes it from the registry
-//! when the connection ends, whatever the reason.
+//! when the connection ends, whatever the reason. Its queue's close is the one signal that the
+//! subscription is over (see `queue` and the README's Lifecycle table).
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use tokio::sync::Notify;
 
 use crate::queue::Queue;
 use crate::topic::{self, Selector};
@@ -30,10 +30,6 @@ pub struct Subscriber {
     /// through several selectors or topics of one update is skipped after the first push, so
     /// it receives each update once. Written only under the hub's dispatch lock.
     last_seq: AtomicU64,
-    /// Set by an HTTP/1 connection serving this subscriber: notified when the subscription
-    /// ends, so the connection is cut after a grace period even if the client never reads
-    /// again (a stuck socket would otherwise keep hyper's buffers forever).
-    pub conn_abort: OnceLock<Arc<Notify>>,
 }
 
 impl Subscriber {
@@ -51,7 +47,6 @@ impl Subscriber {
             payload,
             queue: Queue::new(),
             last_seq: AtomicU64::new(0),
-            conn_abort: OnceLock::new(),
         }
     }
 

@@ -314,8 +314,9 @@ fn work_dir_of(hub: &HubProcess) -> std::path::PathBuf {
 
 #[tokio::test]
 async fn go_hub_bolt_urls_and_the_relaxed_fsync_mode_work() {
-    let hub = hub_with("transport_url bolt://mercure.db?size=1000&cleanup_frequency=0.3");
+    let hub = hub_with("transport_url bolt://mercure.db?size=1000&cleanup_frequency=0.3&cache_size=1048576");
     assert!(hub.logs().contains("cleanup_frequency"), "the Go-only option is mentioned: {}", hub.logs());
+    assert!(hub.logs().contains("cache_bytes=1048576"), "the store's cache bound is logged: {}", hub.logs());
     publish_ids(&hub, &["b1", "b2"]).await;
     let (ids, _) = replay(&hub, &[], &[("Last-Event-ID", "b1")]).await;
     assert_eq!(ids, ["b2"]);

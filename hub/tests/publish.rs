@@ -90,12 +90,23 @@ async fn malformed_publishes_are_refused_with_400_and_dispatch_nothing() {
         ("too many topics", &[("topic", "a"), ("topic", "b"), ("topic", "c")], form_ct),
         ("topic too long", &[("topic", &"x".repeat(65))], form_ct),
         ("multi-line type", &[("topic", TOPIC), ("type", "a\nb")], form_ct),
+        // Clients drop an `id:` holding NUL, so their Last-Event-ID would stop advancing.
+        ("NUL in id", &[("topic", TOPIC), ("id", "a\0b")], form_ct),
+        ("CR in id", &[("topic", TOPIC), ("id", "a\rb")], form_ct),
+        ("TAB in id", &[("topic", TOPIC), ("id", "a\tb")], form_ct),
+        ("NUL in type", &[("topic", TOPIC), ("type", "a\0b")], form_ct),
+        ("DEL in type", &[("topic", TOPIC), ("type", "a\x7fb")], form_ct),
+        ("NUL in topic", &[("topic", "https://example.com/a\0b")], form_ct),
+        ("LF in a second topic", &[("topic", TOPIC), ("topic", "x\ny")], form_ct),
+        ("ESC in topic", &[("topic", "\x1b[31m")], form_ct),
         ("JSON body", &[("topic", TOPIC), ("data", "x")], "application/json"),
     ];
     for (what, fields, ct) in cases {
         eprintln!("case: {what}");
         assert_refused_and_not_dispatched(&hub, &mut sub, fields, ct, 400).await;
     }
+    // Nothing refused was published: only the markers were.
+    assert_eq!(hub.metric("mercure_updates_published_total").await, cases.len() as u64);
     // At the limits exactly: accepted.
     let id = publish_ok(hub.addr(), &publisher_token(&["*"]), &[("topic", &"x".repeat(64)), ("topic", "b")]).await;
     assert_event(&sub.next_event().await, &id, "");
@@ -215,4 +226,22 @@ async fn an_id_with_nul_is_refused_with_400() {
     let mut sub = SseStream::connect(hub.addr(), &subscribe_path(&["*"], &[]), &[]).await;
     let fields: &[(&str, &str)] = &[("topic", TOPIC), ("id", "a\0b")];
     assert_refused_and_not_dispatched(&hub, &mut sub, fields, "application/x-www-form-urlencoded", 400).await;
+}
+
+#[tokio::test]
+async fn control_characters_get_a_one_line_reason() {
+    let hub = HubProcess::with_directives("anonymous");
+    let token = publisher_token(&["*"]);
+    for (field, value) in [("id", "x\0y"), ("type", "x\0y"), ("topic", "x\0y")] {
+        let mut fields = vec![("topic", TOPIC), (field, value)];
+        if field == "topic" {
+            fields.remove(0);
+        }
+        let resp = publish(hub.addr(), &token, &fields).await;
+        assert_eq!(resp.status, 400, "{field}: {}", resp.text());
+        let reason = resp.text();
+        assert!(reason.contains(field) && reason.contains("control character"), "{field}: {reason:?}");
+        assert_eq!(reason.trim_end().lines().count(), 1, "{reason:?}");
+    }
+    assert_eq!(hub.metric("mercure_updates_published_total").await, 0);
 }

@@ -91,7 +91,12 @@ async fn one_subscriber_id_across_its_topics() {
 async fn anonymous_subscribers_do_not_see_subscription_events() {
     let hub = hub("");
     let mut anonymous = SseStream::connect(hub.addr(), &subscribe_path(&[ALL_SUBSCRIPTIONS], &[]), &[]).await;
+    let mut watcher = watch(&hub).await;
     let _other = SseStream::connect(hub.addr(), &subscribe_path(&[BOOKS], &[]), &[]).await;
+    // The event exists: an authorized watcher, subscribed after the anonymous one, receives
+    // it. One dispatch queues it for every recipient, so the anonymous stream would have it by
+    // now if it were a recipient.
+    assert_eq!(next_about(&mut watcher, BOOKS).await["active"], true);
     anonymous.expect_silence(Duration::from_millis(500)).await;
 }
 

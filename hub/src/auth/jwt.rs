@@ -106,11 +106,14 @@ impl Accepted {
 
 #[derive(Deserialize)]
 struct Claims {
-    mercure: Option<MercureClaim>,
+    /// Read as any JSON value, then required to be an object (see `mercure_claim`): serde's
+    /// derived struct decoding would also accept an array (`[["*"]]`), which the Go hub refuses.
+    mercure: Option<serde_json::Value>,
     /// The namespaced spelling some older clients use.
     #[serde(rename = "https://mercure.rocks/")]
-    namespaced: Option<MercureClaim>,
+    namespaced: Option<serde_json::Value>,
     exp: Option<serde_json::Value>,
+    nbf: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -143,7 +146,11 @@ impl Verifier {
         let mut validation = Validation::new(spec.algorithm);
         validation.required_spec_claims.clear();
         validation.validate_aud = false;
-        validation.validate_nbf = true;
+        // `exp` and `nbf` are checked here, not by jsonwebtoken: it refuses numbers that do not
+        // fit a u64 (2^64, 1e20, negative ones) as malformed, where this hub clamps a far-future
+        // `exp` and reads a past `nbf` as past (see `expiry`).
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.leeway = 0;
         Ok(Verifier { key, validation, accepted: None })
     }
@@ -179,14 +186,22 @@ impl Verifier {
             _ => AuthError::Invalid("malformed token".into()),
         })?;
         let claims = data.claims;
-        let mercure = claims.namespaced.or(claims.mercure).unwrap_or_default();
+        let mercure = match claims.namespaced.or(claims.mercure) {
+            None | Some(serde_json::Value::Null) => MercureClaim::default(),
+            Some(v @ serde_json::Value::Object(_)) => {
+                serde_json::from_value(v).map_err(|_| AuthError::Invalid("malformed mercure claim".into()))?
+            }
+            Some(_) => return Err(AuthError::Invalid("the mercure claim is not an object".into())),
+        };
         let expires_at = match claims.exp {
             None | Some(serde_json::Value::Null) => None,
-            Some(v) => {
-                let secs = v.as_f64().ok_or_else(|| AuthError::Invalid("exp is not a number".into()))?;
-                Some(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(secs.max(0.0)))
-            }
+            Some(v) => Some(expiry(&v, "exp")?),
         };
+        if let Some(v) = claims.nbf.filter(|v| !v.is_null())
+            && expiry(&v, "nbf")? > SystemTime::now()
+        {
+            return Err(AuthError::Invalid("not valid yet".into()));
+        }
         // jsonwebtoken compares whole seconds and accepts a token during its `exp` second;
         // RFC 7519 says it must be refused on or after `exp`.
         if expired(expires_at) {
@@ -199,6 +214,30 @@ impl Verifier {
             expires_at,
         })
     }
+}
+
+/// The latest expiry the hub represents: 9999-12-31T23:59:59Z. Later `exp` values (the
+/// "never expires" tokens some PHP, Java and Go libraries issue: 2^63, 2^64, 1e19, …) are
+/// clamped to it, so no later arithmetic on the expiry can overflow.
+pub const MAX_EXPIRY_SECS: u64 = 253_402_300_799;
+
+/// A NumericDate claim (`exp`, `nbf`) as a point in time. Any JSON number is accepted:
+/// fractional seconds are kept, a negative one is in the past, one past [`MAX_EXPIRY_SECS`] is
+/// clamped to it. Anything else (a string, a boolean, an object) refuses the token. Never
+/// panics.
+fn expiry(value: &serde_json::Value, claim: &str) -> Result<SystemTime, AuthError> {
+    let secs = value.as_f64().ok_or_else(|| AuthError::Invalid(format!("{claim} is not a number")))?;
+    // NaN (which JSON cannot carry) falls in the first arm too: `is_nan() || <= 0`.
+    let offset = if secs.is_nan() || secs <= 0.0 {
+        Duration::ZERO
+    } else if secs >= MAX_EXPIRY_SECS as f64 {
+        Duration::from_secs(MAX_EXPIRY_SECS)
+    } else {
+        Duration::try_from_secs_f64(secs).unwrap_or(Duration::from_secs(MAX_EXPIRY_SECS))
+    };
+    // Cannot fail on any platform Rust supports (SystemTime spans ±292 billion years on 64-bit
+    // Unix); clamped again rather than trusted.
+    Ok(SystemTime::UNIX_EPOCH.checked_add(offset).unwrap_or(SystemTime::UNIX_EPOCH))
 }
 
 /// RFC 7519: a token is refused on or after its `exp`.
@@ -246,6 +285,52 @@ mod tests {
         assert!(verifier("k").verify(none).is_err());
         let t = sign_hmac(b"k", Algorithm::HS256, &json!({"mercure": {}, "exp": 1000})).unwrap();
         assert_eq!(verifier("k").verify(&t).unwrap_err(), AuthError::Expired);
+    }
+
+    #[test]
+    fn every_exp_value_yields_an_expiry_or_a_clean_refusal() {
+        let v = verifier("k");
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(MAX_EXPIRY_SECS);
+        // Raw JSON so the numbers reach the parser exactly as a foreign library wrote them.
+        let far_values = [
+            "9223372036854775807",
+            "9223372036854775808",
+            "18446744073709551615",
+            "18446744073709551616",
+            "1e19",
+            "1e300",
+            "1.7976931348623157e308",
+            "99999999999999999999999999999",
+        ];
+        for raw in far_values {
+            let claims: serde_json::Value =
+                serde_json::from_str(&format!(r#"{{"mercure":{{"publish":["a"]}},"exp":{raw}}}"#)).unwrap();
+            let t = sign_hmac(b"k", Algorithm::HS256, &claims).unwrap();
+            let g = v.verify(&t).unwrap_or_else(|e| panic!("exp {raw}: {e}"));
+            assert_eq!(g.expires_at, Some(far), "exp {raw} is clamped to the far future");
+        }
+        for raw in ["-1", "-1e300", "0", "0.5", "1000.25", "-9223372036854775809"] {
+            let claims: serde_json::Value =
+                serde_json::from_str(&format!(r#"{{"mercure":{{}},"exp":{raw}}}"#)).unwrap();
+            let t = sign_hmac(b"k", Algorithm::HS256, &claims).unwrap();
+            assert!(v.verify(&t).is_err(), "exp {raw} is in the past");
+        }
+        for bad in [json!("tomorrow"), json!(true), json!({"a": 1}), json!([1])] {
+            let t = sign_hmac(b"k", Algorithm::HS256, &json!({"mercure": {}, "exp": bad})).unwrap();
+            assert!(matches!(v.verify(&t), Err(AuthError::Invalid(_))), "exp {bad} is refused");
+        }
+        for (nbf, ok) in
+            [("-1", true), ("0", true), ("1e300", false), ("18446744073709551616", false), ("\"x\"", false)]
+        {
+            let claims: serde_json::Value =
+                serde_json::from_str(&format!(r#"{{"mercure":{{}},"nbf":{nbf}}}"#)).unwrap();
+            let t = sign_hmac(b"k", Algorithm::HS256, &claims).unwrap();
+            assert_eq!(v.verify(&t).is_ok(), ok, "nbf {nbf}");
+        }
+        let soon = unix_now() as f64 + 3600.5;
+        let t = sign_hmac(b"k", Algorithm::HS256, &json!({"mercure": {}, "exp": soon})).unwrap();
+        let at = v.verify(&t).unwrap().expires_at.unwrap();
+        assert_eq!(at.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis(), (soon * 1000.0) as u128);
     }
 
     fn unix_now() -> u64 {

@@ -6,7 +6,6 @@
 //! start-up with a message naming its line.
 
 pub mod directives;
-pub mod duration;
 mod settings;
 
 pub use settings::{Limits, Settings};
@@ -74,6 +73,12 @@ pub struct Cli {
     /// Most simultaneous connections; more get 503 (directive `max_connections`) [default: open-file limit − 64]
     #[arg(long)]
     pub max_connections: Option<usize>,
+    /// Most simultaneous subscriptions, HTTP/1 and HTTP/2 together; more get 503 (directive `max_subscribers`) [default: the connection ceiling]
+    #[arg(long)]
+    pub max_subscribers: Option<usize>,
+    /// Most concurrent streams on one HTTP/2 connection (directive `max_concurrent_streams`) [default: 100]
+    #[arg(long)]
+    pub max_concurrent_streams: Option<u32>,
     /// Most bytes in a request body; more get 413 (directive `max_body_size`) [default: 1048576]
     #[arg(long)]
     pub max_body_size: Option<usize>,
@@ -92,19 +97,43 @@ pub struct Cli {
     /// Time allowed to send request headers (directive `header_read_timeout`) [default: 10s]
     #[arg(long, value_parser = duration_arg)]
     pub header_read_timeout: Option<Duration>,
+    /// Time allowed for a publish's whole body once its headers are in; 408 past it. `0s` disables (directive `body_read_timeout`) [default: 10s]
+    #[arg(long, value_parser = duration_arg)]
+    pub body_read_timeout: Option<Duration>,
     /// Time streams get to finish at shutdown and after eviction (directive `shutdown_grace`) [default: 5s]
     #[arg(long, value_parser = duration_arg)]
     pub shutdown_grace: Option<Duration>,
+    /// Idle time before TCP keepalive probes start on a connection; `0s` disables (directive `tcp_keepalive`) [default: 30s]
+    #[arg(long, value_parser = duration_arg)]
+    pub tcp_keepalive: Option<Duration>,
+    /// TCP_USER_TIMEOUT: longest time sent data may stay unacknowledged before the connection is dropped; `0s`: system default (directive `tcp_user_timeout`) [default: 30s]
+    #[arg(long, value_parser = duration_arg)]
+    pub tcp_user_timeout: Option<Duration>,
     /// Accepted tokens remembered per role to skip repeated signature checks; 0 disables (directive `jwt_cache_entries`) [default: 4096]
     #[arg(long)]
     pub jwt_cache_entries: Option<usize>,
+    /// Most distinct URI templates subscribed to at once, hub-wide (directive `max_templates`) [default: 1000]
+    #[arg(long)]
+    pub max_templates: Option<usize>,
+    /// Most distinct URI templates in one subscription (directive `max_templates_per_subscription`) [default: 16]
+    #[arg(long)]
+    pub max_templates_per_subscription: Option<usize>,
+    /// Most bytes in one URI template (directive `max_template_length`) [default: 1024]
+    #[arg(long)]
+    pub max_template_length: Option<usize>,
+    /// Most `{…}` expressions in one URI template (directive `max_template_expressions`) [default: 10]
+    #[arg(long)]
+    pub max_template_expressions: Option<usize>,
+    /// Most variables in one URI template (directive `max_template_variables`) [default: 20]
+    #[arg(long)]
+    pub max_template_variables: Option<usize>,
     /// Log format: `text` or `json`
     #[arg(long, env = "MERCURE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
 }
 
 fn duration_arg(s: &str) -> Result<Duration, String> {
-    duration::parse_duration(s)
+    crate::duration::parse_duration(s)
 }
 
 impl Cli {
@@ -158,14 +187,25 @@ impl Cli {
         }
         let l = &mut s.limits;
         l.max_connections = self.max_connections.or(l.max_connections);
+        l.max_subscribers = self.max_subscribers.or(l.max_subscribers);
+        l.max_concurrent_streams = self.max_concurrent_streams.unwrap_or(l.max_concurrent_streams);
         l.max_body_size = self.max_body_size.unwrap_or(l.max_body_size);
         l.max_topics = self.max_topics.unwrap_or(l.max_topics);
         l.max_topic_length = self.max_topic_length.unwrap_or(l.max_topic_length);
         l.queue_events = self.subscriber_queue_events.unwrap_or(l.queue_events);
         l.queue_bytes = self.subscriber_queue_bytes.unwrap_or(l.queue_bytes);
         l.header_read_timeout = self.header_read_timeout.unwrap_or(l.header_read_timeout);
+        l.body_read_timeout = self.body_read_timeout.unwrap_or(l.body_read_timeout);
         l.shutdown_grace = self.shutdown_grace.unwrap_or(l.shutdown_grace);
         l.jwt_cache_entries = self.jwt_cache_entries.unwrap_or(l.jwt_cache_entries);
+        l.max_templates = self.max_templates.unwrap_or(l.max_templates);
+        l.max_templates_per_subscription =
+            self.max_templates_per_subscription.unwrap_or(l.max_templates_per_subscription);
+        l.template.max_length = self.max_template_length.unwrap_or(l.template.max_length);
+        l.template.max_expressions = self.max_template_expressions.unwrap_or(l.template.max_expressions);
+        l.template.max_variables = self.max_template_variables.unwrap_or(l.template.max_variables);
+        l.tcp_keepalive = self.tcp_keepalive.unwrap_or(l.tcp_keepalive);
+        l.tcp_user_timeout = self.tcp_user_timeout.unwrap_or(l.tcp_user_timeout);
         s.validate()
     }
 }

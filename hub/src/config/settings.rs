@@ -6,9 +6,11 @@ use std::time::Duration;
 use crate::auth::KeySpec;
 use crate::auth::jwt::parse_algorithm;
 use crate::history::HistorySpec;
+use crate::queue::QueueLimits;
+use crate::topic::TemplateLimits;
 
 use super::directives::Directive;
-use super::duration::parse_duration;
+use crate::duration::parse_duration;
 
 /// Every limit of the hub, with its unit and default. All configurable (see the README).
 #[derive(Debug, Clone)]
@@ -16,6 +18,15 @@ pub struct Limits {
     /// Simultaneous connections; past it new ones get 503 + `Retry-After`. `None`: the
     /// open-file limit minus 64 (kept for history files, logs and listeners).
     pub max_connections: Option<usize>,
+    /// Simultaneous subscriptions, HTTP/1 and HTTP/2 together; past it a new subscription gets
+    /// 503 + `Retry-After`. Needed because one HTTP/2 connection carries up to
+    /// `max_concurrent_streams` subscriptions, so `max_connections` alone does not bound them.
+    /// `None`: the connection ceiling (one subscription per connection's worth of fds).
+    pub max_subscribers: Option<usize>,
+    /// Concurrent streams a client may open on one HTTP/2 connection (announced in the
+    /// connection's SETTINGS; the client queues the rest). Default 100, RFC 9113's recommended
+    /// minimum and what browsers and Go's server use (hyper's own default is 200).
+    pub max_concurrent_streams: u32,
     /// Request body bytes (413 past it). Default 1 MiB.
     pub max_body_size: usize,
     /// Topics in one publish or subscription (400 past it). Default 100.
@@ -30,26 +41,62 @@ pub struct Limits {
     pub dispatch_timeout: Duration,
     /// Time allowed to send a request's headers. Default 10 s.
     pub header_read_timeout: Duration,
+    /// Time allowed for a publish's whole body to arrive once its headers are in; past it the
+    /// hub answers 408 and closes the connection, so a publisher trickling its body cannot
+    /// hold a connection (and its buffers) forever. Zero disables. Default 10 s: a 1 MiB body
+    /// (`max_body_size`) needs only ~100 KiB/s to make it.
+    pub body_read_timeout: Duration,
+    /// Idle time of a connection before TCP keepalive probes start (then every third of it, at
+    /// least 1 s, 3 probes); zero disables. Default 30 s: a dead peer on a silent stream is
+    /// found within about a minute, and a probe every 10 s costs nothing next to a heartbeat.
+    /// Many NATs and load balancers drop flows idle for 60 s or more; 30 s keeps them alive.
+    pub tcp_keepalive: Duration,
+    /// `TCP_USER_TIMEOUT`: how long sent data may stay unacknowledged, or queued data
+    /// untransmitted behind a zero window, before the kernel ends the connection; zero leaves
+    /// the system default (~15 min of retransmissions). Default 30 s: long enough for a mobile
+    /// handover or a Wi-Fi roam, short enough that a vanished subscriber is gone in well under
+    /// a minute instead of fifteen. (A peer that stops reading while updates pile up is
+    /// evicted sooner by `dispatch_timeout`.)
+    pub tcp_user_timeout: Duration,
     /// Time allowed for streams to finish at shutdown before connections are cut. Default 5 s.
     pub shutdown_grace: Duration,
     /// Accepted tokens remembered per role, so a repeated token skips the signature check
     /// (`exp` is still enforced); 0 disables. Default 4096.
     pub jwt_cache_entries: usize,
+    /// Distinct URI templates subscribed to at once, hub-wide (400 past it). Each costs up to
+    /// ~80 KiB with its regex caches warm, so the default bounds that at ~80 MiB. Default 1000.
+    pub max_templates: usize,
+    /// Distinct URI templates in one subscription (400 past it). Default 16.
+    pub max_templates_per_subscription: usize,
+    /// Bytes, expressions and variables of one URI template (400 past them). Defaults 1024,
+    /// 10 and 20.
+    pub template: TemplateLimits,
 }
+
+/// The queue's defaults have one source: `queue::QueueLimits::DEFAULT`.
+const QUEUE: QueueLimits = QueueLimits::DEFAULT;
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: None,
+            max_subscribers: None,
+            max_concurrent_streams: 100,
             max_body_size: 1 << 20,
             max_topics: 100,
             max_topic_length: 2048,
-            queue_events: 1024,
-            queue_bytes: 4 << 20,
-            dispatch_timeout: Duration::from_secs(5),
+            queue_events: QUEUE.max_events,
+            queue_bytes: QUEUE.max_bytes,
+            dispatch_timeout: QUEUE.stall_timeout,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
+            tcp_keepalive: Duration::from_secs(30),
+            tcp_user_timeout: Duration::from_secs(30),
             jwt_cache_entries: 4096,
+            max_templates: 1_000,
+            max_templates_per_subscription: 16,
+            template: TemplateLimits::default(),
         }
     }
 }
@@ -172,6 +219,12 @@ fn count_or_zero(d: &Directive) -> Result<usize, String> {
     a.parse::<usize>().map_err(|_| format!("{}: {a:?} is not a non-negative integer", d.name))
 }
 
+/// A positive stream count that fits HTTP/2's 31-bit stream space.
+fn streams(d: &Directive) -> Result<u32, String> {
+    let n = count(d)?;
+    u32::try_from(n).ok().filter(|n| *n < 1 << 31).ok_or_else(|| format!("{}: {n} is more than 2^31 - 1", d.name))
+}
+
 fn duration(d: &Directive) -> Result<Duration, String> {
     parse_duration(one_arg(d)?).map_err(|e| format!("{}: {e}", d.name))
 }
@@ -223,14 +276,24 @@ impl Settings {
             "publisher_jwt" => self.publisher_key = Some(key_spec(d)?),
             "subscriber_jwt" => self.subscriber_key = Some(key_spec(d)?),
             "max_connections" => self.limits.max_connections = Some(count(d)?),
+            "max_subscribers" => self.limits.max_subscribers = Some(count(d)?),
+            "max_concurrent_streams" => self.limits.max_concurrent_streams = streams(d)?,
             "max_body_size" => self.limits.max_body_size = count(d)?,
             "max_topics" => self.limits.max_topics = count(d)?,
             "max_topic_length" => self.limits.max_topic_length = count(d)?,
             "subscriber_queue_events" => self.limits.queue_events = count(d)?,
             "subscriber_queue_bytes" => self.limits.queue_bytes = count(d)?,
             "header_read_timeout" => self.limits.header_read_timeout = duration(d)?,
+            "body_read_timeout" => self.limits.body_read_timeout = duration(d)?,
             "shutdown_grace" => self.limits.shutdown_grace = duration(d)?,
+            "tcp_keepalive" => self.limits.tcp_keepalive = duration(d)?,
+            "tcp_user_timeout" => self.limits.tcp_user_timeout = duration(d)?,
             "jwt_cache_entries" => self.limits.jwt_cache_entries = count_or_zero(d)?,
+            "max_templates" => self.limits.max_templates = count(d)?,
+            "max_templates_per_subscription" => self.limits.max_templates_per_subscription = count(d)?,
+            "max_template_length" => self.limits.template.max_length = count(d)?,
+            "max_template_expressions" => self.limits.template.max_expressions = count(d)?,
+            "max_template_variables" => self.limits.template.max_variables = count(d)?,
             // Go hub directives this hub accepts but does not act on (yet): said at start-up.
             "publisher_jwks_url"
             | "subscriber_jwks_url"
@@ -271,8 +334,25 @@ impl Settings {
         if self.cors_origins.iter().any(|o| o == "*") && self.cors_origins.len() > 1 {
             return Err("cors_origins: `*` cannot be combined with other origins".into());
         }
-        if self.limits.max_body_size == 0 || self.limits.queue_events == 0 || self.limits.queue_bytes == 0 {
+        let l = &self.limits;
+        if [
+            l.max_body_size,
+            l.queue_events,
+            l.queue_bytes,
+            l.max_templates,
+            l.max_templates_per_subscription,
+            l.template.max_length,
+            l.template.max_expressions,
+            l.template.max_variables,
+        ]
+        .contains(&0)
+            || l.max_concurrent_streams == 0
+            || l.max_subscribers == Some(0)
+        {
             return Err("limits must be positive".into());
+        }
+        if self.limits.max_concurrent_streams >= 1 << 31 {
+            return Err("max_concurrent_streams: at most 2^31 - 1".into());
         }
         Ok(())
     }
@@ -289,6 +369,23 @@ mod tests {
         assert_eq!(parse_server_name("http://127.0.0.1:8080").unwrap(), "127.0.0.1:8080".parse().unwrap());
         assert!(parse_server_name("https://example.com").is_err());
         assert!(parse_server_name("example").is_err());
+    }
+
+    #[test]
+    fn stream_and_subscriber_ceilings() {
+        let apply = |text: &str| {
+            let ds = crate::config::directives::parse(text).unwrap();
+            let mut s = Settings::default();
+            s.apply_directive(&ds[0]).map(|()| s.limits)
+        };
+        assert_eq!(apply("max_concurrent_streams 7").unwrap().max_concurrent_streams, 7);
+        assert_eq!(apply("max_concurrent_streams 2147483647").unwrap().max_concurrent_streams, (1 << 31) - 1);
+        assert!(apply("max_concurrent_streams 2147483648").is_err());
+        assert!(apply("max_concurrent_streams 0").is_err());
+        assert_eq!(apply("max_subscribers 9").unwrap().max_subscribers, Some(9));
+        assert!(apply("max_subscribers 0").is_err());
+        assert_eq!(apply("tcp_user_timeout 0s").unwrap().tcp_user_timeout, Duration::ZERO);
+        assert_eq!(apply("body_read_timeout 250ms").unwrap().body_read_timeout, Duration::from_millis(250));
     }
 
     #[test]

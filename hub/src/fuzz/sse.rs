@@ -89,12 +89,8 @@ fn normalized(data: &str) -> String {
 /// What `server::publish` accepts as an `id` and a `type` (mirrors its checks; the length
 /// limit does not matter here).
 fn hub_accepts(u: &Upd) -> bool {
-    let single_line = |s: &str| !crate::sse::has_line_break(s);
-    !u.id.is_empty()
-        && !u.id.starts_with('#')
-        && !u.id.contains('\0')
-        && single_line(&u.id)
-        && u.event_type.as_deref().is_none_or(single_line)
+    let clean = |s: &str| !crate::server::input::has_control(s);
+    !u.id.is_empty() && !u.id.starts_with('#') && clean(&u.id) && u.event_type.as_deref().is_none_or(clean)
 }
 
 #[derive(Debug, Clone)]

@@ -227,7 +227,7 @@ fn fuzz_template_expansions_match() {
             // Not a template: the selector matching everything.
             return Ok(());
         }
-        let compiler = SelectorCompiler::new(4);
+        let compiler = SelectorCompiler::new(crate::topic::TemplateLimits::default());
         let sel = compiler.compile(&source).map_err(|e| TestCaseError::fail(format!("compiler refused: {e}")))?;
         let is_template = matches!(sel, Selector::Template(_));
         check(is_template == source.contains('{'), || format!("{source:?} compiled as {sel:?}"))?;

@@ -2,19 +2,22 @@
 //!
 //! Accepted URLs:
 //! - `local://local[?size=N&max_bytes=N&max_age=D]`: memory only.
-//! - `redb://PATH[?size=N&max_bytes=N&max_age=D&fsync=always|interval&fsync_interval=D]`:
+//! - `redb://PATH[?size=N&max_bytes=N&max_age=D&fsync=always|interval&fsync_interval=D&cache_size=N]`:
 //!   the embedded durable store (the default is `redb://mercure.redb`).
-//! - `bolt://PATH[?size=N&cleanup_frequency=F]`: the Go hub's spelling, mapped onto redb
-//!   (`size` is honoured; `cleanup_frequency` is accepted and unneeded: trimming happens on
-//!   every commit).
+//! - `bolt://PATH[?size=N&cleanup_frequency=F&cache_size=N]`: the Go hub's spelling, mapped
+//!   onto redb (`size` is honoured; `cleanup_frequency` is accepted and unneeded: trimming
+//!   happens on every commit).
 //!
 //! Retention is bounded by default (10 000 updates and 64 MiB), unlike the Go hub's default
 //! of keeping everything. `size=0` lifts the count bound; the byte bound always applies.
+//!
+//! `cache_size` bounds the durable store's page cache (see [`DEFAULT_CACHE_BYTES`]); it is
+//! memory on top of the retained window, which already holds every retained update.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::duration::parse_duration;
+use crate::duration::parse_duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Retention {
@@ -32,6 +35,15 @@ impl Default for Retention {
     }
 }
 
+/// The durable store's page cache by default: 4 MiB. redb's own default is 1 GiB, which fills
+/// with every page written (they move to the read cache on commit), so a hub would grow by the
+/// size of its file. The hub reads the file only at start-up, in one sequential scan that a
+/// cache does not speed up; at run time it touches the B-tree's root-to-newest path on insert
+/// and root-to-oldest path on trim, a few pages. Half of the cache is redb's write buffer: a
+/// group commit larger than 2 MiB writes its oldest pages early, which costs no extra I/O (the
+/// commit writes them anyway).
+pub const DEFAULT_CACHE_BYTES: usize = 4 << 20;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FsyncPolicy {
     /// Every acknowledged publish is on disk (group commit). The default.
@@ -46,6 +58,9 @@ pub struct HistorySpec {
     pub path: Option<PathBuf>,
     pub retention: Retention,
     pub fsync: FsyncPolicy,
+    /// The durable store's page cache, in bytes (`cache_size`). Default
+    /// [`DEFAULT_CACHE_BYTES`]; unused without a file.
+    pub cache_bytes: usize,
     /// Options accepted for compatibility but not needed here (logged at start-up).
     pub ignored: Vec<String>,
     /// The URL as given, for logs.
@@ -58,6 +73,7 @@ impl Default for HistorySpec {
             path: None,
             retention: Retention::default(),
             fsync: FsyncPolicy::Always,
+            cache_bytes: DEFAULT_CACHE_BYTES,
             ignored: Vec::new(),
             url: "local://local".into(),
         })
@@ -72,6 +88,7 @@ impl HistorySpec {
             path: None,
             retention: Retention::default(),
             fsync: FsyncPolicy::Always,
+            cache_bytes: DEFAULT_CACHE_BYTES,
             ignored: Vec::new(),
             url: url.to_owned(),
         };
@@ -99,6 +116,7 @@ impl HistorySpec {
                         v.parse().ok().filter(|n| *n > 0).ok_or_else(|| bad("expected a positive byte count"))?
                 }
                 "max_age" => spec.retention.max_age = Some(parse_duration(&v).map_err(|e| bad(&e))?),
+                "cache_size" => spec.cache_bytes = v.parse().map_err(|_| bad("expected a byte count"))?,
                 "fsync" => fsync_mode = v.into_owned(),
                 "fsync_interval" => interval = parse_duration(&v).map_err(|e| bad(&e))?,
                 "cleanup_frequency" | "bucket_name" => spec.ignored.push(k.into_owned()),
@@ -132,6 +150,10 @@ mod tests {
         let r = HistorySpec::parse("redb:///tmp/x.redb?fsync=interval&fsync_interval=50ms&max_age=1h").unwrap();
         assert_eq!(r.fsync, FsyncPolicy::Interval(Duration::from_millis(50)));
         assert_eq!(r.retention.max_age, Some(Duration::from_secs(3600)));
+        assert_eq!(d.cache_bytes, DEFAULT_CACHE_BYTES);
+        let c = HistorySpec::parse("bolt://mercure.db?cache_size=1048576").unwrap();
+        assert_eq!(c.cache_bytes, 1 << 20);
+        assert!(HistorySpec::parse("redb://x?cache_size=4MiB").is_err());
         assert!(HistorySpec::parse("redb://x?bogus=1").is_err());
         assert!(HistorySpec::parse("redb://").is_err());
         assert!(HistorySpec::parse("ftp://x").is_err());

@@ -2,8 +2,9 @@
 //! index from update id to sequence number for `Last-Event-ID` look-ups.
 //!
 //! Invariants: `entries` is sorted by `seq` (appends come from under the dispatch lock, in
-//! order); `bytes` is the sum of the retained updates' encoded sizes; `by_id` maps each id to
-//! the sequence number of its latest retained update.
+//! order); `bytes` is the sum of the retained updates' footprints (what they hold in memory,
+//! see `footprint`); `by_id` maps each id to the sequence number of its latest retained
+//! update.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -39,10 +40,12 @@ pub struct Replay {
     pub last_event_id: String,
 }
 
-/// What one retained update costs in memory, as counted against `max_bytes`: its wire form and
-/// its data (kept for the durable store and the API), topics and id.
+/// What one retained update costs in memory, as counted against `max_bytes`: the update itself
+/// (one copy of its wire form and its routing fields, see [`Update::footprint`]), its slot in
+/// `entries`, and its `by_id` entry (a second copy of the id and the map's slot). Allocator
+/// rounding is not counted: it depends on the allocator's size classes.
 fn footprint(update: &Update) -> usize {
-    update.encoded.len() + update.data.len() + update.id.len() + update.topics.iter().map(|t| t.len()).sum::<usize>()
+    update.footprint() + size_of::<Entry>() + size_of::<(Box<str>, u64)>() + update.id.len()
 }
 
 pub fn now_ms() -> u64 {

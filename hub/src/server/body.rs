@@ -5,7 +5,8 @@
 //! so a burst of updates costs one write. Returning `None` ends the stream; that happens when
 //! the queue is closed (eviction, shutdown, token expiry, write timeout) and drained.
 //!
-//! Invariant: whatever ends the connection, dropping the body unregisters the subscriber.
+//! Invariant: whatever ends the connection, dropping the body unregisters the subscriber and
+//! gives back its `max_subscribers` slot.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -16,6 +17,7 @@ use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Instant, Sleep};
 
 use crate::hub::Hub;
@@ -47,11 +49,25 @@ pub struct SseBody {
     prelude: VecDeque<Bytes>,
     /// When the stream must end (token expiry or write timeout), if ever.
     deadline: Option<Pin<Box<Sleep>>>,
+    /// This stream's place under `max_subscribers`, given back when the body is dropped.
+    _slot: OwnedSemaphorePermit,
 }
 
 impl SseBody {
-    pub fn new(hub: Arc<Hub>, sub: Arc<Subscriber>, prelude: Vec<Bytes>, deadline: Option<Instant>) -> Self {
-        SseBody { hub, sub, prelude: prelude.into(), deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))) }
+    pub fn new(
+        hub: Arc<Hub>,
+        sub: Arc<Subscriber>,
+        prelude: Vec<Bytes>,
+        deadline: Option<Instant>,
+        slot: OwnedSemaphorePermit,
+    ) -> Self {
+        SseBody {
+            hub,
+            sub,
+            prelude: prelude.into(),
+            deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+            _slot: slot,
+        }
     }
 }
 
@@ -123,5 +139,10 @@ impl Drop for SseBody {
 impl SseBody {
     pub fn subscriber(&self) -> &Arc<Subscriber> {
         &self.sub
+    }
+
+    /// Appends to what is sent before the live queue (the history replay).
+    pub fn extend_prelude(&mut self, pieces: impl IntoIterator<Item = Bytes>) {
+        self.prelude.extend(pieces);
     }
 }

@@ -3,7 +3,11 @@
 //! One tokio task per connection (hyper's `auto` builder serves HTTP/1.1 and h2c on one
 //! port). The connection ceiling is a semaphore: a connection past it is answered with a
 //! static 503 and closed, before any buffer is allocated for it. Accept errors such as
-//! EMFILE back off instead of spinning.
+//! EMFILE back off instead of spinning. Every accepted connection gets TCP keepalive and
+//! `TCP_USER_TIMEOUT` ([`tcp`]), so a peer that vanished does not stay subscribed.
+//! Subscriptions have a ceiling of their own (`max_subscribers`, [`State::subscriber_slots`]):
+//! one HTTP/2 connection carries up to `max_concurrent_streams` of them, so the connection
+//! ceiling alone does not bound them.
 //!
 //! ## Shutdown
 //! On SIGTERM/SIGINT (or the `shutdown` future): stop accepting, close every subscriber queue
@@ -14,18 +18,24 @@
 mod body;
 mod cors;
 mod demo;
+mod fault;
+mod heavy;
+pub(crate) mod input;
 pub(crate) mod native;
 pub(crate) mod publish;
 mod response;
 mod subscribe;
 mod subscriptions_api;
+mod tcp;
 mod ui;
 
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, StatusCode, Version};
@@ -53,6 +63,12 @@ pub struct State {
     pub settings: Settings,
     pub publisher: Verifier,
     pub subscriber: Verifier,
+    /// Admission for template matching too heavy for an async worker (see `heavy`).
+    pub heavy_matching: heavy::HeavyMatching,
+    /// One permit per subscription allowed at once (`max_subscribers`), HTTP/1 and HTTP/2
+    /// alike. Each stream's body holds its permit, so it is released exactly once, when the
+    /// stream is dropped, whatever ended it.
+    pub subscriber_slots: Arc<Semaphore>,
 }
 
 impl State {
@@ -70,17 +86,31 @@ impl State {
             },
             retention: settings.transport.retention.clone(),
             subscription_events: settings.subscriptions,
+            max_templates: l.max_templates,
+            max_templates_per_subscription: l.max_templates_per_subscription,
+            template_limits: l.template,
             ..HubOptions::default()
         };
         let hub = match &settings.transport.path {
             None => Hub::new(options),
             Some(path) => {
-                let (store, loaded) = RedbStore::open(path, settings.transport.fsync)?;
+                let t = &settings.transport;
+                let (store, loaded) = RedbStore::open_with_cache(path, t.fsync, t.cache_bytes)?;
                 tracing::info!(file = %path.display(), updates = loaded.len(), "history loaded");
                 Hub::with_persistence(options, Some(Box::new(store)), loaded)
             }
         };
-        Ok(State { hub: Arc::new(hub), settings, publisher, subscriber })
+        // Unset only when the binary's start-up did not resolve it (library use): no ceiling.
+        let slots = settings.limits.max_subscribers.unwrap_or(Semaphore::MAX_PERMITS).min(Semaphore::MAX_PERMITS);
+        let subscriber_slots = Arc::new(Semaphore::new(slots));
+        Ok(State {
+            hub: Arc::new(hub),
+            settings,
+            publisher,
+            subscriber,
+            subscriber_slots,
+            heavy_matching: heavy::HeavyMatching::new(),
+        })
     }
 }
 
@@ -117,7 +147,7 @@ impl Server {
             .timer(TokioTimer::new())
             .header_read_timeout(state.settings.limits.header_read_timeout)
             .keep_alive(true);
-        builder.http2().timer(TokioTimer::new());
+        builder.http2().timer(TokioTimer::new()).max_concurrent_streams(state.settings.limits.max_concurrent_streams);
         let builder = Arc::new(builder);
 
         let heartbeat = state.settings.heartbeat.map(|period| {
@@ -157,6 +187,7 @@ impl Server {
                 continue;
             };
             let _ = stream.set_nodelay(true);
+            tcp::tune(&stream, &state.settings.limits);
             let conn = Connection {
                 state: state.clone(),
                 builder: builder.clone(),
@@ -206,21 +237,18 @@ struct Connection {
 
 impl Connection {
     async fn serve(self, mut stream: TcpStream, peer: SocketAddr) {
-        let metrics = &self.state.hub.metrics;
-        metrics.connections.fetch_add(1, Ordering::Relaxed);
+        // A guard, not a pair of calls: the gauge stays exact even if this task unwinds.
+        let _open = Gauge::up(&self.state.hub.metrics.connections);
         let limits = &self.state.settings.limits;
         match native::sniff(&mut stream, limits.header_read_timeout, MERCURE_PATH).await {
             Ok(native::Sniffed::Subscribe(req)) => {
                 let version = req.version();
-                let result = subscribe::handle(&self.state, &req);
-                let resp = finish(
-                    &self.state,
-                    &Method::GET,
-                    req.uri().path(),
-                    peer,
-                    req.headers().get(header::ORIGIN),
-                    result,
-                );
+                let origin = req.headers().get(header::ORIGIN);
+                let handled = std::panic::catch_unwind(AssertUnwindSafe(|| subscribe::handle(&self.state, &req)));
+                let resp = match handled {
+                    Ok(result) => finish(&self.state, &Method::GET, req.uri().path(), peer, origin, result),
+                    Err(_) => panicked(&self.state, origin),
+                };
                 drop(req);
                 native::respond(&mut stream, version, resp, limits.shutdown_grace).await;
             }
@@ -229,7 +257,6 @@ impl Connection {
             Ok(native::Sniffed::Other(prefix)) => Box::pin(self.serve_hyper(prefix, stream, peer)).await,
             Err(e) => tracing::debug!(%peer, error = %e, "connection closed before a request"),
         }
-        metrics.connections.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Everything but natively served subscriptions: hyper, HTTP/1.1 or h2c.
@@ -240,7 +267,15 @@ impl Connection {
         let service = hyper::service::service_fn(move |req| {
             let state = state.clone();
             let abort = svc_abort.clone();
-            async move { Ok::<_, std::convert::Infallible>(route(&state, req, &abort, peer).await) }
+            async move {
+                // Only the Origin is kept aside, for the CORS headers of a 500.
+                let origin = req.headers().get(header::ORIGIN).cloned();
+                let resp = AssertUnwindSafe(route(&state, req, &abort, peer))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|_| panicked(&state, origin.as_ref()));
+                Ok::<_, std::convert::Infallible>(resp)
+            }
         });
         let grace = self.state.settings.limits.shutdown_grace;
         let io = TokioIo::new(native::Prefixed::new(prefix, stream));
@@ -261,22 +296,53 @@ impl Connection {
     }
 }
 
+/// The answer to a request whose handler panicked: a 500 with a one-line reason. The panic
+/// itself was logged once by the process's panic hook; whatever the handler had registered is
+/// released by the guards it was held in (the SSE body, the connection gauge).
+fn panicked(state: &State, origin: Option<&HeaderValue>) -> Resp {
+    state.hub.metrics.panics.fetch_add(1, Ordering::Relaxed);
+    let mut r = response::refused(&Refusal::new(500, "internal error"));
+    cors::decorate(&state.settings.cors_origins, origin, r.headers_mut());
+    r
+}
+
+/// Adds one to a gauge for as long as it lives.
+struct Gauge<'a>(&'a AtomicU64);
+
+impl<'a> Gauge<'a> {
+    fn up(gauge: &'a AtomicU64) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        Gauge(gauge)
+    }
+}
+
+impl Drop for Gauge<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, peer: SocketAddr) -> Resp {
+    fault::inject(req.headers(), "route");
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let is_mercure = is_under(&path, MERCURE_PATH);
     // Only the Origin is needed for CORS once the request is consumed: no header-map copy.
     let origin = if is_mercure { req.headers().get(header::ORIGIN).cloned() } else { None };
+    let http1 = req.version() < Version::HTTP_2;
     let result: Result<Resp, Refusal> = match (&method, path.as_str()) {
         (m, _) if is_mercure && cors::is_preflight(m) => cors::preflight(&state.settings.cors_origins, req.headers()),
         (&Method::GET | &Method::HEAD, MERCURE_PATH) => {
-            let http1 = req.version() < Version::HTTP_2;
             subscribe::handle(state, &req).inspect(|resp| {
-                if http1 && let HubBody::Sse(_) = resp.body() {
-                    // The subscriber is reachable through the body; give it the abort handle.
-                    if let Some(sub) = body_subscriber(resp) {
-                        let _ = sub.conn_abort.set(abort.clone());
-                    }
+                // HTTP/1 through hyper (HEAD, pipelined requests): when the subscription is
+                // over, the connection is shut down even if the client stopped reading. (An
+                // HTTP/2 stream simply ends with its body; the connection serves others.)
+                if http1 && let Some(sub) = body_subscriber(resp) {
+                    let (sub, abort) = (sub.clone(), abort.clone());
+                    tokio::spawn(async move {
+                        sub.queue.wait_closed().await;
+                        abort.notify_one();
+                    });
                 }
             })
         }
@@ -287,14 +353,20 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, 
         }
         (&Method::GET, p) if state.settings.demo && is_under(p, demo::DEMO_PATH) => demo::handle(state, &req),
         (&Method::GET, "/healthz") => Ok(response::text(StatusCode::OK, "ok\n")),
-        (&Method::GET, "/metrics") => Ok(response::text(StatusCode::OK, state.hub.metrics.render())),
+        (&Method::GET, "/metrics") => Ok(response::text(StatusCode::OK, state.hub.render_metrics())),
         (&Method::GET, "/") if state.settings.ui => Ok(ui::page()),
         (&Method::GET, p) if state.settings.ui && p.starts_with("/ui/") => {
             ui::asset(p).ok_or_else(|| Refusal::new(404, "not found"))
         }
         _ => Err(Refusal::new(404, "not found")),
     };
-    finish(state, &method, &path, peer, origin.as_ref(), result)
+    let mut resp = finish(state, &method, &path, peer, origin.as_ref(), result);
+    if http1 && resp.status() == StatusCode::REQUEST_TIMEOUT {
+        // The rest of a body that did not arrive in time may still come: do not read it as the
+        // next request. (HTTP/2 ends just that stream; `Connection` is not allowed there.)
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 /// Turns a handler's result into the response: refusals are counted, logged (one line each)

@@ -20,7 +20,6 @@
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -29,7 +28,6 @@ use http_body::Body;
 use hyper::{Request, Response, Version};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 
 use super::body::HubBody;
 
@@ -114,12 +112,12 @@ pub(crate) fn parse_subscribe(buf: &[u8], endpoint: &str) -> Option<Request<()>>
 /// Writes a response to a natively served request, streaming an SSE body until it ends.
 pub async fn respond(stream: &mut TcpStream, version: Version, resp: Response<HubBody>, grace: Duration) {
     let (parts, mut body) = resp.into_parts();
-    // Notified when the subscription ends (eviction, expiry, shutdown), so a write blocked on a
-    // client that stopped reading is abandoned after `grace` instead of waiting forever.
-    let ended = Arc::new(Notify::new());
-    if let HubBody::Sse(sse) = &body {
-        let _ = sse.subscriber().conn_abort.set(ended.clone());
-    }
+    // The subscription's end (eviction, expiry, shutdown) is its queue closing: then a write
+    // blocked on a client that stopped reading is abandoned after `grace`, not awaited forever.
+    let sub = match &body {
+        HubBody::Sse(sse) => Some(sse.subscriber().clone()),
+        HubBody::Full(_) => None,
+    };
     let mut ending = false;
     let streaming = matches!(body, HubBody::Sse(_));
     let chunked = streaming && version == Version::HTTP_11;
@@ -146,7 +144,7 @@ pub async fn respond(stream: &mut TcpStream, version: Version, resp: Response<Hu
             tokio::select! {
                 biased;
                 r = &mut write => r,
-                _ = ended.notified() => {
+                _ = ended(sub.as_deref()) => {
                     ending = true;
                     tokio::time::timeout(grace, write).await.unwrap_or(Err(io::ErrorKind::TimedOut.into()))
                 }
@@ -165,6 +163,14 @@ pub async fn respond(stream: &mut TcpStream, version: Version, resp: Response<Hu
         stream.shutdown().await
     })
     .await;
+}
+
+/// Resolves when the subscription of this response is over; never for a plain response.
+async fn ended(sub: Option<&crate::subscriber::Subscriber>) {
+    match sub {
+        Some(sub) => sub.queue.wait_closed().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The status line and headers of a natively written response.

@@ -1,7 +1,9 @@
 //! `POST /.well-known/mercure`: authorize, validate, encode once, dispatch.
 //!
 //! Order matters: the token is checked before the body is read, so an unauthenticated client
-//! cannot make the hub buffer a body; the body is read through a size limit (413 past it).
+//! cannot make the hub buffer a body; the body is read through a size limit (413 past it) and
+//! must arrive whole within `body_read_timeout` of the handler starting, i.e. of the headers
+//! being in (408 past it; the router then closes the HTTP/1 connection).
 
 use std::sync::Arc;
 
@@ -11,10 +13,12 @@ use hyper::header::CONTENT_TYPE;
 use hyper::{Request, StatusCode};
 
 use crate::auth::{self, TokenSource};
+use crate::history::WriteError;
 use crate::topic;
 use crate::update::Update;
 
 use super::State;
+use super::input::{has_control, validate_topics};
 use super::response::{self, Refusal, Resp};
 
 /// Fields of a publish form.
@@ -29,6 +33,8 @@ pub(crate) struct Form {
 }
 
 pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, Refusal> {
+    let body_timeout = state.settings.limits.body_read_timeout;
+    let body_deadline = (!body_timeout.is_zero()).then(|| tokio::time::Instant::now() + body_timeout);
     let (parts, body) = req.into_parts();
     let query_token = super::query_param(parts.uri.query(), "authorization");
     let (token, source) = auth::extract(&parts.headers, query_token.as_deref(), &state.settings.cookie_name)?
@@ -37,6 +43,7 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, 
         auth::check_publish_origin(&parts.headers, &state.settings.publish_origins)?;
     }
     let grants = state.publisher.verify(token)?;
+    super::fault::inject(&parts.headers, "publish");
 
     if let Some(ct) = parts.headers.get(CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("");
@@ -44,9 +51,14 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, 
             return Err(Refusal::bad_request("expected an application/x-www-form-urlencoded body"));
         }
     }
-    let bytes = Limited::new(body, state.settings.limits.max_body_size)
-        .collect()
-        .await
+    let read = Limited::new(body, state.settings.limits.max_body_size).collect();
+    let collected = match body_deadline {
+        Some(at) => tokio::time::timeout_at(at, read)
+            .await
+            .map_err(|_| Refusal::new(408, format!("request body not received within {body_timeout:?}")))?,
+        None => read.await,
+    };
+    let bytes = collected
         .map_err(|e| {
             if e.is::<http_body_util::LengthLimitError>() {
                 Refusal::new(413, format!("request body larger than {} bytes", state.settings.limits.max_body_size))
@@ -62,7 +74,11 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, 
     if update.topics.iter().any(|t| crate::subscriptions::is_reserved_topic(t)) {
         return Err(Refusal::new(403, "topics under /.well-known/mercure/subscriptions are reserved for the hub"));
     }
-    let allowed = state.hub.compiler().compile_all(&grants.publish);
+    let allowed = state
+        .hub
+        .compiler()
+        .compile_all(&grants.publish)
+        .map_err(|e| Refusal::bad_request(format!("token publish claim: {e}")))?;
     if !topic::all_matched(&allowed, &update.topics) {
         return Err(Refusal::new(403, "token not allowed to publish to these topics"));
     }
@@ -70,11 +86,13 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, 
     // Under the durable policy the 200 waits for the fsync; live subscribers do not.
     let permit = state.hub.admit().await;
     let update = Arc::new(update);
+    state.heavy_matching.prematch(&state.hub, &update).await;
     let published = state.hub.publish(update.clone());
     if let Some(ack) = published.durable {
         match ack.await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Refusal::new(503, format!("history write failed: {e}"))),
+            Ok(Err(e @ WriteError::Encode(_))) => return Err(Refusal::new(500, format!("history write failed: {e}"))),
+            Ok(Err(e @ WriteError::Store(_))) => return Err(Refusal::new(503, format!("history write failed: {e}"))),
             Err(_) => return Err(Refusal::new(503, "history writer stopped")),
         }
     }
@@ -100,31 +118,26 @@ pub(crate) fn parse_form(bytes: &[u8]) -> Form {
 
 fn validate(state: &State, f: Form) -> Result<Update, Refusal> {
     let limits = &state.settings.limits;
-    if f.topics.is_empty() {
-        return Err(Refusal::bad_request("missing topic"));
-    }
-    if f.topics.len() > limits.max_topics {
-        return Err(Refusal::bad_request(format!("more than {} topics", limits.max_topics)));
-    }
-    if f.topics.iter().any(|t| t.is_empty() || t.len() > limits.max_topic_length) {
-        return Err(Refusal::bad_request(format!("topic empty or longer than {} bytes", limits.max_topic_length)));
-    }
+    validate_topics(&f.topics, limits)?;
     // As the Go hub reads them (`PostForm.Get`), an empty id or retry means none.
     let id = match f.id.filter(|id| !id.is_empty()) {
         Some(id) if id.starts_with('#') => return Err(Refusal::bad_request("id must not start with #")),
-        Some(id) if id.len() > limits.max_topic_length || crate::sse::has_line_break(&id) => {
-            return Err(Refusal::bad_request("id too long or multi-line"));
+        Some(id) if id.len() > limits.max_topic_length => {
+            return Err(Refusal::bad_request(format!("id longer than {} bytes", limits.max_topic_length)));
         }
-        // An EventSource ignores an `id:` holding NUL, so its Last-Event-ID would stop
-        // advancing (found by the fuzz target `fuzz::sse`).
-        Some(id) if id.contains('\0') => return Err(Refusal::bad_request("id must not contain NUL")),
+        Some(id) if has_control(&id) => {
+            return Err(Refusal::bad_request("id contains a control character (U+0000-U+001F or U+007F)"));
+        }
         Some(id) => id,
         None => Update::generate_id(),
     };
-    if let Some(t) = &f.event_type
-        && (t.len() > limits.max_topic_length || crate::sse::has_line_break(t))
-    {
-        return Err(Refusal::bad_request("type too long or multi-line"));
+    if let Some(t) = &f.event_type {
+        if t.len() > limits.max_topic_length {
+            return Err(Refusal::bad_request(format!("type longer than {} bytes", limits.max_topic_length)));
+        }
+        if has_control(t) {
+            return Err(Refusal::bad_request("type contains a control character (U+0000-U+001F or U+007F)"));
+        }
     }
     let retry = match f.retry.filter(|r| !r.trim().is_empty()) {
         None => None,

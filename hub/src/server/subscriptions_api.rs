@@ -34,7 +34,11 @@ pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> 
     let (token, _) = auth::extract(req.headers(), query_token.as_deref(), &state.settings.cookie_name)?
         .ok_or(auth::AuthError::Missing)?;
     let grants = state.subscriber.verify(token)?;
-    let allowed = state.hub.compiler().compile_all(&grants.subscribe);
+    let allowed = state
+        .hub
+        .compiler()
+        .compile_all(&grants.subscribe)
+        .map_err(|e| Refusal::bad_request(format!("token subscribe claim: {e}")))?;
     if !allowed.iter().any(|s| s.matches(path)) {
         return Err(Refusal::new(403, "token not allowed to see these subscriptions"));
     }

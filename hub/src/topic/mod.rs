@@ -7,15 +7,22 @@
 //!
 //! Compiling a template is far costlier than matching it, and thousands of subscribers usually
 //! share a handful of selectors, so compiled templates are interned in a [`SelectorCompiler`]
-//! and shared through `Arc`.
+//! and shared through `Arc`. The interning tables hold only weak references: a template's
+//! memory is released when the last subscription or token grant using it is gone, so a client
+//! cycling through distinct templates cannot make the hub keep them.
+//!
+//! A template past its [`TemplateLimits`] is refused ([`TemplateError::is_limit`]), and the
+//! request that carried it gets a 400; a template that is merely malformed is matched as a
+//! plain string, as the Go hub does.
 
 pub mod template;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 
 use dashmap::DashMap;
 
-pub use template::{TemplateError, UriTemplate};
+pub use template::{TemplateError, TemplateLimits, UriTemplate};
 
 #[derive(Clone, Debug)]
 pub enum Selector {
@@ -57,29 +64,50 @@ pub fn all_matched(selectors: &[Selector], topics: &[Box<str>]) -> bool {
     topics.iter().all(|t| selectors.iter().any(|s| s.matches(t)))
 }
 
+/// Fewest entries an interning table may hold before it is swept of dead entries.
+const MIN_SWEEP: usize = 1024;
+
 /// Compiles selectors, interning templates so that equal templates share one compiled regex.
 pub struct SelectorCompiler {
     /// dashmap: subscribers connect concurrently on every worker thread; sharding keeps them
-    /// from contending on one lock. Values are `Arc`s handed out, never borrowed across awaits.
-    templates: DashMap<Box<str>, Arc<UriTemplate>>,
+    /// from contending on one lock. Weak values: the table never keeps a template alive.
+    templates: DashMap<Box<str>, Weak<UriTemplate>>,
     /// Interned grant lists (a token's `subscribe` selectors): subscribers holding the same
     /// claims share one list, which lets a fan-out check a private update once per distinct
-    /// grant instead of once per subscriber. Bounded like `templates`.
-    grants: DashMap<Box<[Box<str>]>, Arc<[Selector]>>,
-    /// Most interned templates. Past it the table is cleared (selectors already compiled keep
-    /// their `Arc`), which bounds memory against clients sending endless distinct templates.
-    max_templates: usize,
+    /// grant instead of once per subscriber. Weak values, like `templates`.
+    grants: DashMap<Box<[Box<str>]>, Weak<[Selector]>>,
+    /// What one template may contain (checked before compiling it).
+    limits: TemplateLimits,
+    /// Table size at which dead entries are next swept: twice the live count after the last
+    /// sweep (at least [`MIN_SWEEP`]), so sweeping costs O(1) amortized per insertion and a
+    /// table holds at most about twice the entries still in use.
+    sweep_templates_at: AtomicUsize,
+    sweep_grants_at: AtomicUsize,
 }
 
 impl SelectorCompiler {
-    pub fn new(max_templates: usize) -> Self {
-        SelectorCompiler { templates: DashMap::new(), grants: DashMap::new(), max_templates }
+    pub fn new(limits: TemplateLimits) -> Self {
+        SelectorCompiler {
+            templates: DashMap::new(),
+            grants: DashMap::new(),
+            limits,
+            sweep_templates_at: AtomicUsize::new(MIN_SWEEP),
+            sweep_grants_at: AtomicUsize::new(MIN_SWEEP),
+        }
+    }
+
+    pub fn limits(&self) -> &TemplateLimits {
+        &self.limits
     }
 
     /// Compiles a selector. As in the Go hub, a selector that is not a valid template is
-    /// matched as a plain string rather than refused: a client's odd topic is not an error.
-    pub fn compile_lenient(&self, selector: &str) -> Selector {
-        self.compile(selector).unwrap_or_else(|_| Selector::Exact(selector.into()))
+    /// matched as a plain string rather than refused: a client's odd topic is not an error. A
+    /// template past the limits is an error (the request gets a 400).
+    pub fn compile_lenient(&self, selector: &str) -> Result<Selector, TemplateError> {
+        match self.compile(selector) {
+            Err(e) if !e.is_limit() => Ok(Selector::Exact(selector.into())),
+            other => other,
+        }
     }
 
     pub fn compile(&self, selector: &str) -> Result<Selector, TemplateError> {
@@ -89,34 +117,45 @@ impl SelectorCompiler {
         if !template::is_template(selector) {
             return Ok(Selector::Exact(selector.into()));
         }
-        if let Some(t) = self.templates.get(selector) {
-            return Ok(Selector::Template(t.clone()));
+        if let Some(t) = self.templates.get(selector).and_then(|w| w.upgrade()) {
+            return Ok(Selector::Template(t));
         }
-        let compiled = Arc::new(UriTemplate::compile(selector)?);
-        if self.templates.len() >= self.max_templates {
-            self.templates.clear();
-        }
-        self.templates.insert(selector.into(), compiled.clone());
+        let compiled = Arc::new(UriTemplate::compile_within(selector, &self.limits)?);
+        sweep_if_due(&self.templates, &self.sweep_templates_at);
+        self.templates.insert(selector.into(), Arc::downgrade(&compiled));
         Ok(Selector::Template(compiled))
     }
 
-    /// Compiles a token's grant list, returning the shared copy when the same list was seen.
-    pub fn compile_grants(&self, selectors: &[String]) -> Arc<[Selector]> {
+    /// Compiles a token's grant list, returning the shared copy when the same list is in use.
+    pub fn compile_grants(&self, selectors: &[String]) -> Result<Arc<[Selector]>, TemplateError> {
         let key: Box<[Box<str>]> = selectors.iter().map(|s| s.as_str().into()).collect();
-        if let Some(g) = self.grants.get(&key) {
-            return g.clone();
+        if let Some(g) = self.grants.get(&key).and_then(|w| w.upgrade()) {
+            return Ok(g);
         }
-        let compiled: Arc<[Selector]> = self.compile_all(selectors).into();
-        if self.grants.len() >= self.max_templates {
-            self.grants.clear();
-        }
-        self.grants.insert(key, compiled.clone());
-        compiled
+        let compiled: Arc<[Selector]> = self.compile_all(selectors)?.into();
+        sweep_if_due(&self.grants, &self.sweep_grants_at);
+        self.grants.insert(key, Arc::downgrade(&compiled));
+        Ok(compiled)
     }
 
-    pub fn compile_all<S: AsRef<str>>(&self, selectors: &[S]) -> Vec<Selector> {
+    pub fn compile_all<S: AsRef<str>>(&self, selectors: &[S]) -> Result<Vec<Selector>, TemplateError> {
         selectors.iter().map(|s| self.compile_lenient(s.as_ref())).collect()
     }
+
+    /// Interned templates still in use (for tests and metrics).
+    pub fn live_templates(&self) -> usize {
+        self.templates.iter().filter(|e| e.value().strong_count() > 0).count()
+    }
+}
+
+/// Drops the dead entries of an interning table once it has grown to `at`, then sets the next
+/// threshold to twice what is left (see `SelectorCompiler::sweep_templates_at`).
+fn sweep_if_due<K: Eq + std::hash::Hash, V: ?Sized>(table: &DashMap<K, Weak<V>>, at: &AtomicUsize) {
+    if table.len() < at.load(Ordering::Relaxed) {
+        return;
+    }
+    table.retain(|_, w| w.strong_count() > 0);
+    at.store((table.len() * 2).max(MIN_SWEEP), Ordering::Relaxed);
 }
 
 #[cfg(test)]
@@ -125,7 +164,7 @@ mod tests {
 
     #[test]
     fn kinds_and_matching() {
-        let c = SelectorCompiler::new(10);
+        let c = SelectorCompiler::new(TemplateLimits::default());
         assert!(matches!(c.compile("*").unwrap(), Selector::Any));
         let exact = c.compile("https://example.com/a").unwrap();
         assert!(exact.matches("https://example.com/a"));
@@ -138,15 +177,15 @@ mod tests {
 
     #[test]
     fn a_broken_template_matches_as_a_string() {
-        let c = SelectorCompiler::new(10);
-        let s = c.compile_lenient("https://e.com/{");
+        let c = SelectorCompiler::new(TemplateLimits::default());
+        let s = c.compile_lenient("https://e.com/{").unwrap();
         assert!(s.matches("https://e.com/{"));
         assert!(!s.matches("https://e.com/x"));
     }
 
     #[test]
     fn templates_are_interned() {
-        let c = SelectorCompiler::new(10);
+        let c = SelectorCompiler::new(TemplateLimits::default());
         let (Selector::Template(a), Selector::Template(b)) = (c.compile("/{x}").unwrap(), c.compile("/{x}").unwrap())
         else {
             panic!("expected templates");
@@ -156,12 +195,39 @@ mod tests {
 
     #[test]
     fn publish_and_private_rules() {
-        let c = SelectorCompiler::new(10);
-        let sels = c.compile_all(&["https://e.com/a", "https://e.com/b/{id}"]);
+        let c = SelectorCompiler::new(TemplateLimits::default());
+        let sels = c.compile_all(&["https://e.com/a", "https://e.com/b/{id}"]).unwrap();
         let topics: Vec<Box<str>> = vec!["https://e.com/a".into(), "https://e.com/b/1".into()];
         assert!(all_matched(&sels, &topics));
         let topics2: Vec<Box<str>> = vec!["https://e.com/a".into(), "https://e.com/c".into()];
         assert!(!all_matched(&sels, &topics2));
         assert!(any_matches(&sels, &topics2));
+    }
+
+    #[test]
+    fn interned_templates_are_released_with_their_last_user() {
+        let c = SelectorCompiler::new(TemplateLimits::default());
+        let a = c.compile("/{x}").unwrap();
+        let grants = c.compile_grants(&["/{y}".to_owned()]).unwrap();
+        assert_eq!(c.live_templates(), 2);
+        drop(a);
+        assert_eq!(c.live_templates(), 1, "the table does not keep an unused template alive");
+        drop(grants);
+        assert_eq!(c.live_templates(), 0);
+        // Dead entries are swept as the table grows: it stays near twice the live count.
+        let keep: Vec<_> = (0..10).map(|i| c.compile(&format!("/keep/{i}/{{x}}")).unwrap()).collect();
+        for i in 0..5 * MIN_SWEEP {
+            c.compile(&format!("/gone/{i}/{{x}}")).unwrap();
+        }
+        assert!(c.templates.len() <= 2 * MIN_SWEEP, "{} entries", c.templates.len());
+        assert_eq!(c.live_templates(), keep.len());
+    }
+
+    #[test]
+    fn templates_past_the_limits_are_errors_not_strings() {
+        let c = SelectorCompiler::new(TemplateLimits { max_length: 64, max_expressions: 2, max_variables: 2 });
+        assert!(c.compile_lenient("/{a}/{b}/{c}").unwrap_err().is_limit());
+        assert!(c.compile_all(&["/ok/{a}", &format!("/{}{{x}}", "a".repeat(64))]).is_err());
+        assert!(matches!(c.compile_lenient("/{a").unwrap(), Selector::Exact(_)));
     }
 }

@@ -12,8 +12,15 @@
 //!   literals and fixed ASCII character classes, so user input can never
 //!   inject regex syntax.
 //! - Matching is linear in the topic length: the `regex` crate never
-//!   backtracks. Compile cost is bounded by [`MAX_TEMPLATE_LEN`] on the
-//!   source and [`REGEX_SIZE_LIMIT`] on the compiled program.
+//!   backtracks. The constant factor is bounded too, because a template is
+//!   refused (not compiled) past its [`TemplateLimits`]: source length,
+//!   expressions and variables. Those limits bound the size of the compiled
+//!   program ([`REGEX_SIZE_LIMIT`] is a second fence), and the lazy DFA's
+//!   cache is capped at [`DFA_CACHE_LIMIT`] per matching thread, so one
+//!   template can pin little memory.
+//! - Before the regex runs, a topic must start with the template's literal
+//!   prefix, end with its literal suffix and be at least as long as all its
+//!   literals: most non-matching topics are refused in a few comparisons.
 //! - Nothing here panics on input-derived data.
 //!
 //! Matching semantics (identical to the Go library's `Regexp()`):
@@ -48,16 +55,41 @@
 
 use regex::{Regex, RegexBuilder};
 
-/// Longest template source accepted. Far above any real topic selector;
-/// it bounds compile time before the regex size limit kicks in.
+/// Longest template source ever accepted, whatever [`TemplateLimits`] say.
 pub const MAX_TEMPLATE_LEN: usize = 8 * 1024;
 
-/// Compiled-program budget handed to [`RegexBuilder::size_limit`]. Bounds
-/// the memory one (possibly hostile) subscriber selector can pin. Measured:
-/// a typical selector needs ~4 KB, a literal-only selector at
-/// [`MAX_TEMPLATE_LEN`] ~260 KB, so this only rejects templates packing
-/// roughly 1,000+ expressions or variables.
+/// Compiled-program budget handed to [`RegexBuilder::size_limit`]: a second
+/// fence behind [`TemplateLimits`] (a template within the default limits
+/// compiles to far less).
 pub const REGEX_SIZE_LIMIT: usize = 512 * 1024;
+
+/// Cap on the lazy DFA's cache, per thread matching this template
+/// ([`RegexBuilder::dfa_size_limit`]; the crate's default is 2 MiB). When a
+/// hostile template thrashes it, the regex crate falls back to its NFA
+/// simulation, which is slower but still linear in the topic length and
+/// bounded by the template's size.
+pub const DFA_CACHE_LIMIT: usize = 64 * 1024;
+
+/// What one template may contain. Every template a client sends (a
+/// subscription's `topic`, a token's `publish`/`subscribe` selectors) is
+/// checked against these before it is compiled; past them it is refused
+/// with [`TemplateError::is_limit`] errors, never matched as a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemplateLimits {
+    /// Bytes of template source. Default 1024 (directive `max_template_length`).
+    pub max_length: usize,
+    /// `{…}` expressions in one template. Default 10 (`max_template_expressions`).
+    pub max_expressions: usize,
+    /// Variables across all expressions of one template. Default 20
+    /// (`max_template_variables`).
+    pub max_variables: usize,
+}
+
+impl Default for TemplateLimits {
+    fn default() -> Self {
+        TemplateLimits { max_length: 1024, max_expressions: 10, max_variables: 20 }
+    }
+}
 
 /// Longest prefix modifier allowed by RFC 6570 (`max-length < 10000`).
 const MAX_PREFIX: u32 = 9999;
@@ -99,9 +131,15 @@ pub enum TemplateError {
     /// `%` not followed by two hex digits.
     #[error("invalid percent-encoding")]
     BadPercentEncoding,
-    /// Source longer than [`MAX_TEMPLATE_LEN`].
-    #[error("template too long")]
-    TooLong,
+    /// Source longer than [`TemplateLimits::max_length`].
+    #[error("template longer than {0} bytes")]
+    TooLong(usize),
+    /// More expressions than [`TemplateLimits::max_expressions`].
+    #[error("template with more than {0} expressions")]
+    TooManyExpressions(usize),
+    /// More variables than [`TemplateLimits::max_variables`].
+    #[error("template with more than {0} variables")]
+    TooManyVariables(usize),
     /// Compiled regex would exceed the size limit.
     #[error("template too large")]
     TooLarge,
@@ -110,24 +148,55 @@ pub enum TemplateError {
     Regex(String),
 }
 
+impl TemplateError {
+    /// True for a template refused for its size rather than its syntax: the
+    /// caller answers 400 instead of matching the selector as a plain string.
+    pub fn is_limit(&self) -> bool {
+        matches!(
+            self,
+            TemplateError::TooLong(_)
+                | TemplateError::TooManyExpressions(_)
+                | TemplateError::TooManyVariables(_)
+                | TemplateError::TooLarge
+        )
+    }
+}
+
 /// A compiled URI template, ready to match topics.
 #[derive(Debug, Clone)]
 pub struct UriTemplate {
     regex: Regex,
     source: String,
+    /// The literal text before the first expression: every match starts with it.
+    prefix: Box<str>,
+    /// The literal text after the last expression: every match ends with it.
+    suffix: Box<str>,
+    /// Bytes of literal text in the template: no shorter topic can match.
+    min_len: usize,
 }
 
 impl UriTemplate {
-    /// Compiles; rejects malformed templates and templates whose compiled
-    /// regex would exceed [`REGEX_SIZE_LIMIT`] bytes or whose source exceeds
-    /// [`MAX_TEMPLATE_LEN`] bytes.
+    /// Compiles within the default [`TemplateLimits`].
     pub fn compile(template: &str) -> Result<Self, TemplateError> {
-        compile_with_limit(template, REGEX_SIZE_LIMIT)
+        Self::compile_within(template, &TemplateLimits::default())
+    }
+
+    /// Compiles; rejects malformed templates, templates past `limits`, and
+    /// templates whose compiled regex would exceed [`REGEX_SIZE_LIMIT`].
+    pub fn compile_within(template: &str, limits: &TemplateLimits) -> Result<Self, TemplateError> {
+        compile_with_limit(template, limits, REGEX_SIZE_LIMIT)
     }
 
     /// True when the whole `uri` matches the template.
     pub fn is_match(&self, uri: &str) -> bool {
-        self.regex.is_match(uri)
+        self.prefilter(uri) && self.regex.is_match(uri)
+    }
+
+    /// A few comparisons that every match passes: the literal prefix, the
+    /// literal suffix, the minimum length. False means no match; true means
+    /// the regex must decide.
+    pub fn prefilter(&self, uri: &str) -> bool {
+        uri.len() >= self.min_len && uri.starts_with(&*self.prefix) && uri.ends_with(&*self.suffix)
     }
 
     /// The template source this was compiled from.
@@ -146,22 +215,50 @@ pub fn is_template(selector: &str) -> bool {
 
 /// [`UriTemplate::compile`] with an explicit regex size limit, so tests can
 /// exercise the size cap without building multi-megabyte templates.
-fn compile_with_limit(template: &str, size_limit: usize) -> Result<UriTemplate, TemplateError> {
-    if template.len() > MAX_TEMPLATE_LEN {
-        return Err(TemplateError::TooLong);
+fn compile_with_limit(
+    template: &str,
+    limits: &TemplateLimits,
+    size_limit: usize,
+) -> Result<UriTemplate, TemplateError> {
+    let max_length = limits.max_length.min(MAX_TEMPLATE_LEN);
+    if template.len() > max_length {
+        return Err(TemplateError::TooLong(max_length));
     }
-    let pattern = to_regex_pattern(template)?;
-    let regex = RegexBuilder::new(&pattern).size_limit(size_limit).build().map_err(|e| match e {
-        regex::Error::CompiledTooBig(_) => TemplateError::TooLarge,
-        other => TemplateError::Regex(other.to_string()),
-    })?;
-    Ok(UriTemplate { regex, source: template.to_owned() })
+    let parsed = to_regex_pattern(template, limits)?;
+    let regex =
+        RegexBuilder::new(&parsed.pattern).size_limit(size_limit).dfa_size_limit(DFA_CACHE_LIMIT).build().map_err(
+            |e| match e {
+                regex::Error::CompiledTooBig(_) => TemplateError::TooLarge,
+                other => TemplateError::Regex(other.to_string()),
+            },
+        )?;
+    Ok(UriTemplate {
+        regex,
+        source: template.to_owned(),
+        prefix: parsed.prefix.into(),
+        suffix: parsed.suffix.into(),
+        min_len: parsed.literal_len,
+    })
 }
 
-/// Translates the whole template into an anchored regex pattern.
-fn to_regex_pattern(template: &str) -> Result<String, TemplateError> {
+/// A template translated for matching.
+struct Parsed<'a> {
+    /// The anchored regex.
+    pattern: String,
+    /// Literal text before the first expression, and after the last one.
+    prefix: &'a str,
+    suffix: &'a str,
+    /// Bytes of literal text in the whole template.
+    literal_len: usize,
+}
+
+/// Translates the whole template into an anchored regex pattern, refusing
+/// it as soon as it passes `limits`.
+fn to_regex_pattern<'a>(template: &'a str, limits: &TemplateLimits) -> Result<Parsed<'a>, TemplateError> {
     let mut out = String::with_capacity(template.len() * 4 + 2);
     out.push('^');
+    let (mut expressions, mut variables, mut literal_len) = (0, 0, 0);
+    let (mut prefix, mut suffix) = ("", "");
     let mut rest = template;
     while !rest.is_empty() {
         if let Some(after_open) = rest.strip_prefix('{') {
@@ -173,7 +270,16 @@ fn to_regex_pattern(template: &str) -> Result<String, TemplateError> {
                 return Err(TemplateError::UnclosedBrace);
             }
             let expr = parse_expression(body)?;
+            expressions += 1;
+            variables += expr.var_count;
+            if expressions > limits.max_expressions {
+                return Err(TemplateError::TooManyExpressions(limits.max_expressions));
+            }
+            if variables > limits.max_variables {
+                return Err(TemplateError::TooManyVariables(limits.max_variables));
+            }
             push_expression_regex(&mut out, &expr);
+            suffix = "";
             rest = &after_open[close + 1..];
         } else {
             let end = rest.find('{').unwrap_or(rest.len());
@@ -182,11 +288,21 @@ fn to_regex_pattern(template: &str) -> Result<String, TemplateError> {
             out.push_str("(?:");
             out.push_str(&regex::escape(literal));
             out.push(')');
+            if expressions == 0 {
+                prefix = literal;
+            }
+            suffix = literal;
+            literal_len += literal.len();
             rest = &rest[end..];
         }
     }
     out.push('$');
-    Ok(out)
+    if expressions == 0 {
+        // No expression: the "template" is its own only match; prefix and
+        // suffix are the same text and must not both be required of it.
+        suffix = "";
+    }
+    Ok(Parsed { pattern: out, prefix, suffix, literal_len })
 }
 
 /// Checks a literal run against RFC 6570 `literals` (what the Go parser's

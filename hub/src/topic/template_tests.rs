@@ -248,7 +248,9 @@ fn error_messages_are_short_lowercase() {
         TemplateError::EmptyExpression,
         TemplateError::BadOperator('@'),
         TemplateError::TooLarge,
-        TemplateError::TooLong,
+        TemplateError::TooLong(1024),
+        TemplateError::TooManyExpressions(10),
+        TemplateError::TooManyVariables(20),
     ] {
         let msg = e.to_string();
         assert!(msg.len() < 40, "{msg}");
@@ -256,10 +258,54 @@ fn error_messages_are_short_lowercase() {
     }
 }
 
+/// No limit but the hard ones ([`MAX_TEMPLATE_LEN`], [`REGEX_SIZE_LIMIT`]).
+const UNLIMITED: TemplateLimits =
+    TemplateLimits { max_length: MAX_TEMPLATE_LEN, max_expressions: usize::MAX, max_variables: usize::MAX };
+
 #[test]
 fn too_long_template_rejected() {
     let long = format!("https://example.com/{}{{id}}", "a".repeat(MAX_TEMPLATE_LEN));
-    assert_eq!(err(&long), TemplateError::TooLong);
+    assert_eq!(UriTemplate::compile_within(&long, &UNLIMITED).unwrap_err(), TemplateError::TooLong(MAX_TEMPLATE_LEN));
+    let default = format!("https://example.com/{}{{id}}", "a".repeat(1024));
+    assert_eq!(err(&default), TemplateError::TooLong(1024));
+    assert!(err(&default).is_limit());
+}
+
+#[test]
+fn expression_and_variable_limits() {
+    let limits = TemplateLimits { max_length: 1024, max_expressions: 3, max_variables: 4 };
+    let ok = |t: &str| UriTemplate::compile_within(t, &limits);
+    assert!(ok("/{a}/{b}/{c}").is_ok());
+    assert_eq!(ok("/{a}/{b}/{c}/{d}").unwrap_err(), TemplateError::TooManyExpressions(3));
+    assert!(ok("/{a}{?b,c,d}").is_ok());
+    assert_eq!(ok("/{a}{?b,c,d,e}").unwrap_err(), TemplateError::TooManyVariables(4));
+    assert!(ok("/{a}{?b,c,d,e}").unwrap_err().is_limit());
+    // Syntax errors are not limit errors: such a selector is matched as a string.
+    assert!(!ok("/{a").unwrap_err().is_limit());
+    // The adversarial shape from issue 9: a long run of `{a}x` is refused by default.
+    let hostile = format!("https://e/{}", "{a}x".repeat(500));
+    assert_eq!(err(&hostile), TemplateError::TooLong(1024));
+    let hostile = format!("https://e/{}", "{a}x".repeat(100));
+    assert_eq!(err(&hostile), TemplateError::TooManyExpressions(10));
+}
+
+#[test]
+fn literal_prefix_suffix_and_length_prefilter_agree_with_the_regex() {
+    let t = tpl("https://e.com/a/{x}/b{?q}.json");
+    for (topic, want) in [
+        ("https://e.com/a/1/b.json", true),
+        ("https://e.com/a/1/b?q=2.json", true),
+        ("https://e.com/a/1/b", false),
+        ("http://e.com/a/1/b.json", false),
+        ("https://e.com/a/b.json", false),
+        (".json", false),
+        ("", false),
+    ] {
+        assert_eq!(t.is_match(topic), want, "{topic}");
+    }
+    // Literals at both ends only.
+    let t = tpl("{x}");
+    assert!(t.is_match("") && t.is_match("abc") && !t.is_match("a/b"));
 }
 
 #[test]
@@ -267,26 +313,26 @@ fn huge_template_rejected_by_size_cap() {
     // Many expressions, under the length cap but over the regex budget.
     let many = "{a}".repeat(MAX_TEMPLATE_LEN / 3);
     assert!(many.len() <= MAX_TEMPLATE_LEN);
-    assert_eq!(err(&many), TemplateError::TooLarge);
+    assert_eq!(UriTemplate::compile_within(&many, &UNLIMITED).unwrap_err(), TemplateError::TooLarge);
     // A large bounded repetition from a long variable list.
     let list = format!("{{?{}}}", vec!["a"; 2000].join(","));
     assert!(list.len() <= MAX_TEMPLATE_LEN);
-    assert_eq!(err(&list), TemplateError::TooLarge);
+    assert_eq!(UriTemplate::compile_within(&list, &UNLIMITED).unwrap_err(), TemplateError::TooLarge);
 }
 
 #[test]
 fn longest_literal_template_fits_size_cap() {
     // Literal-heavy selectors up to the length cap must stay usable.
     let ascii = format!("/{}{{x}}", "a".repeat(MAX_TEMPLATE_LEN - 4));
-    assert!(UriTemplate::compile(&ascii).is_ok());
+    assert!(UriTemplate::compile_within(&ascii, &UNLIMITED).is_ok());
     let wide = format!("/{}{{x}}", "é".repeat((MAX_TEMPLATE_LEN - 4) / 2));
-    assert!(UriTemplate::compile(&wide).is_ok());
+    assert!(UriTemplate::compile_within(&wide, &UNLIMITED).is_ok());
 }
 
 #[test]
 fn size_cap_is_configurable() {
-    assert!(matches!(compile_with_limit("/{a}/{b}/{c}", 64), Err(TemplateError::TooLarge)));
-    assert!(compile_with_limit("/{a}/{b}/{c}", REGEX_SIZE_LIMIT).is_ok());
+    assert!(matches!(compile_with_limit("/{a}/{b}/{c}", &UNLIMITED, 64), Err(TemplateError::TooLarge)));
+    assert!(compile_with_limit("/{a}/{b}/{c}", &UNLIMITED, REGEX_SIZE_LIMIT).is_ok());
 }
 
 #[test]
@@ -311,8 +357,9 @@ fn pathological_input_completes() {
 fn pattern_mirrors_go_regexp_shape() {
     // Go: ^(/)((?:(?:[\x2c<U>]|%[[:xdigit:]][[:xdigit:]])*))?$
     let u = r"\x2d\x2e\x30-\x39\x41-\x5a\x5f\x61-\x7a\x7e";
-    assert_eq!(to_regex_pattern("/{id}").ok(), Some(format!(r"^(?:/)(?:(?:[\x2c{u}]|%[0-9A-Fa-f]{{2}})*)?$")));
+    let pattern = |t| to_regex_pattern(t, &TemplateLimits::default()).ok().map(|p| p.pattern);
+    assert_eq!(pattern("/{id}"), Some(format!(r"^(?:/)(?:(?:[\x2c{u}]|%[0-9A-Fa-f]{{2}})*)?$")));
     // Go: (?:\?(V(?:&V){0,1}))? with V allowing `=` (named).
     let v = format!(r"(?:[\x2c\x3d{u}]|%[0-9A-Fa-f]{{2}})*");
-    assert_eq!(to_regex_pattern("{?q,lang}").ok(), Some(format!(r"^(?:\?{v}(?:\&{v}){{0,1}})?$")));
+    assert_eq!(pattern("{?q,lang}"), Some(format!(r"^(?:\?{v}(?:\&{v}){{0,1}})?$")));
 }

@@ -114,6 +114,11 @@ impl SseStream {
         header(&self.headers, name)
     }
 
+    /// The client's end of the connection (to find the hub's end in `/proc/net/tcp`).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.body.conn.stream.local_addr().expect("local address of a connected socket")
+    }
+
     /// The whole body of a refused (non-streaming) response.
     pub async fn body_text(&mut self) -> String {
         let deadline = Instant::now() + Duration::from_secs(5);

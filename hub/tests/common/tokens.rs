@@ -78,13 +78,15 @@ pub fn has_openssl() -> bool {
     Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success())
 }
 
-/// Generates a key pair: `kind` is `rsa`, `ec256`, `ec384` or `ed25519`. `None` (with a
-/// message) when `openssl` is missing; panics if it is present but fails.
-pub fn key_pair(kind: &str) -> Option<KeyPair> {
-    if !has_openssl() {
-        eprintln!("SKIPPED: the `openssl` command is not installed; cannot generate {kind} keys");
-        return None;
-    }
+/// Generates a key pair: `kind` is `rsa`, `ec256`, `ec384` or `ed25519`. Panics when `openssl`
+/// is missing or fails: a test that needs keys must not pass without them (`scripts/test`
+/// installs `openssl` when it is missing).
+pub fn key_pair(kind: &str) -> KeyPair {
+    assert!(
+        has_openssl(),
+        "the `openssl` command is not installed, so no {kind} key can be generated: run `scripts/test` \
+         (it installs openssl) or `apt-get install openssl`"
+    );
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("mercure-hub-test-{}-{n}-{kind}", std::process::id()));
@@ -115,7 +117,7 @@ pub fn key_pair(kind: &str) -> Option<KeyPair> {
         .expect("run openssl pkey");
     assert!(out.status.success(), "openssl pkey -pubout {kind}: {}", String::from_utf8_lossy(&out.stderr));
     let read = |p: &PathBuf| std::fs::read_to_string(p).expect("read PEM");
-    Some(KeyPair { private_pem: read(&private), public_pem: read(&public), dir })
+    KeyPair { private_pem: read(&private), public_pem: read(&public), dir }
 }
 
 impl KeyPair {
