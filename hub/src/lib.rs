@@ -21,6 +21,8 @@
 //! - [`server`]: HTTP (hyper), connection ceiling, CORS, graceful shutdown.
 //! - [`startup`]: what the binary does before serving (limits, development mode).
 //! - [`metrics`]: counters served at `/metrics`.
+//! - `fuzz` (test builds only): in-process fuzz targets for every parser of client input; long
+//!   runs with `scripts/fuzz`.
 
 pub mod auth;
 pub mod config;
@@ -37,3 +39,6 @@ pub mod subscriber;
 pub mod subscriptions;
 pub mod topic;
 pub mod update;
+
+#[cfg(test)]
+mod fuzz;

@@ -218,6 +218,16 @@ async fn empty_id_and_retry_fields_behave_as_in_the_go_hub() {
     assert_eq!(ev.retry, None);
 }
 
+/// Fuzz finding (`fuzz::sse`): an id holding NUL was accepted, but an EventSource ignores an
+/// `id:` line containing NUL, so a client's Last-Event-ID stopped advancing.
+#[tokio::test]
+async fn an_id_with_nul_is_refused_with_400() {
+    let hub = HubProcess::with_directives("anonymous");
+    let mut sub = SseStream::connect(hub.addr(), &subscribe_path(&["*"], &[]), &[]).await;
+    let fields: &[(&str, &str)] = &[("topic", TOPIC), ("id", "a\0b")];
+    assert_refused_and_not_dispatched(&hub, &mut sub, fields, "application/x-www-form-urlencoded", 400).await;
+}
+
 #[tokio::test]
 async fn control_characters_get_a_one_line_reason() {
     let hub = HubProcess::with_directives("anonymous");

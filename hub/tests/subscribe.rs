@@ -215,3 +215,36 @@ async fn write_timeout_ends_streams() {
     assert!(lived <= Duration::from_millis(2500), "stream ended after {lived:?}");
     assert_eq!(hub.wait_metric("mercure_subscribers", 0, Duration::from_secs(3)).await, 0);
 }
+
+/// Fuzz finding (`fuzz::http_head`): a subscription head whose lines end with a bare LF is
+/// valid for the parser, but the hub waited for `\r\n\r\n` and left it unanswered until the
+/// header timeout. It is answered at once now, like a CRLF one.
+#[tokio::test]
+async fn a_head_with_bare_lf_line_ends_is_answered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let hub = HubProcess::with_directives("anonymous");
+    for head in [
+        "GET /.well-known/mercure?topic=a HTTP/1.1\nHost: x\n\n",
+        "GET /.well-known/mercure?topic=a HTTP/1.1\nHost: x\n\r\n",
+    ] {
+        let mut conn = tokio::net::TcpStream::connect(hub.addr()).await.expect("connect");
+        conn.write_all(head.as_bytes()).await.expect("send the head");
+        let mut got = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(3), async {
+            let mut buf = [0u8; 256];
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = conn.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            std::io::Result::Ok(())
+        })
+        .await;
+        assert!(matches!(read, Ok(Ok(()))), "{head:?}: no complete answer within 3 s: {read:?}");
+        let text = String::from_utf8_lossy(&got);
+        assert!(text.starts_with("HTTP/1.1 200 "), "{head:?}: {text}");
+        assert!(text.to_ascii_lowercase().contains("content-type: text/event-stream"), "{head:?}: {text}");
+    }
+}

@@ -106,10 +106,12 @@ impl Accepted {
 
 #[derive(Deserialize)]
 struct Claims {
-    mercure: Option<MercureClaim>,
+    /// Read as any JSON value, then required to be an object (see `mercure_claim`): serde's
+    /// derived struct decoding would also accept an array (`[["*"]]`), which the Go hub refuses.
+    mercure: Option<serde_json::Value>,
     /// The namespaced spelling some older clients use.
     #[serde(rename = "https://mercure.rocks/")]
-    namespaced: Option<MercureClaim>,
+    namespaced: Option<serde_json::Value>,
     exp: Option<serde_json::Value>,
     nbf: Option<serde_json::Value>,
 }
@@ -184,7 +186,13 @@ impl Verifier {
             _ => AuthError::Invalid("malformed token".into()),
         })?;
         let claims = data.claims;
-        let mercure = claims.namespaced.or(claims.mercure).unwrap_or_default();
+        let mercure = match claims.namespaced.or(claims.mercure) {
+            None | Some(serde_json::Value::Null) => MercureClaim::default(),
+            Some(v @ serde_json::Value::Object(_)) => {
+                serde_json::from_value(v).map_err(|_| AuthError::Invalid("malformed mercure claim".into()))?
+            }
+            Some(_) => return Err(AuthError::Invalid("the mercure claim is not an object".into())),
+        };
         let expires_at = match claims.exp {
             None | Some(serde_json::Value::Null) => None,
             Some(v) => Some(expiry(&v, "exp")?),

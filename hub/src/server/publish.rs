@@ -22,14 +22,14 @@ use super::input::{has_control, validate_topics};
 use super::response::{self, Refusal, Resp};
 
 /// Fields of a publish form.
-#[derive(Default)]
-struct Form {
-    topics: Vec<String>,
-    data: Option<String>,
-    private: bool,
-    id: Option<String>,
-    event_type: Option<String>,
-    retry: Option<String>,
+#[derive(Default, Debug, PartialEq)]
+pub(crate) struct Form {
+    pub(crate) topics: Vec<String>,
+    pub(crate) data: Option<String>,
+    pub(crate) private: bool,
+    pub(crate) id: Option<String>,
+    pub(crate) event_type: Option<String>,
+    pub(crate) retry: Option<String>,
 }
 
 pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, Refusal> {
@@ -100,7 +100,7 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, 
     Ok(response::text(StatusCode::OK, update.id.to_string()))
 }
 
-fn parse_form(bytes: &[u8]) -> Form {
+pub(crate) fn parse_form(bytes: &[u8]) -> Form {
     let mut f = Form::default();
     for (k, v) in form_urlencoded::parse(bytes) {
         match &*k {

@@ -534,6 +534,15 @@ fn push_value_class(out: &mut String, reserved: bool, named: bool) {
     out.push_str(")*");
 }
 
+/// Test builds only: the generated pattern, so the fuzz targets can check the compiled
+/// program's size on their own.
+#[cfg(test)]
+impl UriTemplate {
+    pub(crate) fn pattern(&self) -> &str {
+        self.regex.as_str()
+    }
+}
+
 #[cfg(test)]
 #[path = "template_tests.rs"]
 mod tests;
