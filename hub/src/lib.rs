@@ -24,21 +24,61 @@
 //! - `fuzz` (test builds only): in-process fuzz targets for every parser of client input; long
 //!   runs with `scripts/fuzz`.
 
-pub mod auth;
+// What the binary uses is public; everything else is crate-private, so an item nothing uses
+// is reported as dead code. The benches reach the internals through the `internals` feature
+// (the benches crate turns it on); `cargo clippy -p mercure-hub` builds without it.
 pub mod config;
-pub mod duration;
-pub mod history;
-pub mod hub;
-pub mod metrics;
-pub mod queue;
-pub mod registry;
 pub mod server;
-pub mod sse;
 pub mod startup;
+
+#[cfg(feature = "internals")]
+pub mod auth;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod auth;
+#[cfg(feature = "internals")]
+pub mod duration;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod duration;
+#[cfg(feature = "internals")]
+pub mod history;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod history;
+#[cfg(feature = "internals")]
+pub mod hub;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod hub;
+#[cfg(feature = "internals")]
+pub mod metrics;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod metrics;
+#[cfg(feature = "internals")]
+pub mod queue;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod queue;
+#[cfg(feature = "internals")]
+pub mod registry;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod registry;
+#[cfg(feature = "internals")]
+pub mod sse;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod sse;
+#[cfg(feature = "internals")]
 pub mod subscriber;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod subscriber;
+#[cfg(feature = "internals")]
 pub mod subscriptions;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod subscriptions;
+#[cfg(feature = "internals")]
 pub mod topic;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod topic;
+#[cfg(feature = "internals")]
 pub mod update;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod update;
 
 #[cfg(test)]
 mod fuzz;

@@ -19,13 +19,6 @@ use hyper::header::{AUTHORIZATION, COOKIE, HeaderMap, ORIGIN, REFERER};
 
 pub use jwt::{KeySpec, Verifier};
 
-/// Which key verifies a token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Publisher,
-    Subscriber,
-}
-
 /// What a verified token allows.
 #[derive(Debug, Clone, Default)]
 pub struct Grants {

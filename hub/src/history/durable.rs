@@ -185,7 +185,8 @@ pub type Loaded = (u64, u64, Update);
 
 impl RedbStore {
     /// Opens (or creates) the file with the default page cache, loads what it holds, and
-    /// starts the writer.
+    /// starts the writer. (The server passes the configured cache; benches and tests use this.)
+    #[cfg(any(test, feature = "internals"))]
     pub fn open(path: &Path, fsync: FsyncPolicy) -> Result<(Self, Vec<Loaded>), String> {
         Self::open_with_cache(path, fsync, super::spec::DEFAULT_CACHE_BYTES)
     }

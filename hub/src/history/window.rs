@@ -120,10 +120,14 @@ impl Window {
         self.entries.back().map(|e| e.update.id.to_string())
     }
 
+    /// Clippy's companion to `len` when the type is public (benches' `internals` feature).
+    #[cfg(feature = "internals")]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
+    /// Bytes retained, as counted against `max_bytes` (tests).
+    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.bytes
     }
