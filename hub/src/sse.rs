@@ -23,12 +23,20 @@ pub struct EventFields<'a> {
     pub data: &'a str,
 }
 
-/// Encodes one event, terminated by the blank line that dispatches it. The buffer is
-/// allocated once at exactly the event's size: the retained history holds it for as long as
-/// the update is retained, so a buffer that had to grow (doubling) would be held half empty.
+/// Room for every prefix and line end of an event (`event: \n`, `retry: \n` with 20 digits,
+/// `id: \n`, one `data: \n`, the closing `\n`): the encoding's buffer is the fields' lengths plus
+/// this. Data of many lines needs more (7 bytes per extra line) and grows the buffer.
+const ROOM: usize = 8 + 8 + 20 + 5 + 7 + 1;
+
+/// Encodes one event, terminated by the blank line that dispatches it.
+///
+/// The result holds at most [`ROOM`] bytes more than its length: the retained history keeps it
+/// as long as the update is retained, so a buffer that grew (doubling, for data of many lines)
+/// is copied to its exact size rather than kept half empty. Lines are not counted up front: a
+/// pass over the data would cost as much as the encoding itself, for the rare multi-line case.
 pub fn encode(fields: &EventFields<'_>) -> Bytes {
-    let len = encoded_len(fields);
-    let mut buf = BytesMut::with_capacity(len);
+    let estimate = fields.data.len() + fields.id.len() + fields.event_type.map_or(0, str::len) + ROOM;
+    let mut buf = BytesMut::with_capacity(estimate);
     if let Some(t) = fields.event_type {
         put_single_line(&mut buf, b"event: ", t);
     }
@@ -44,27 +52,11 @@ pub fn encode(fields: &EventFields<'_>) -> Bytes {
         buf.put_u8(b'\n');
     }
     buf.put_u8(b'\n');
-    debug_assert_eq!(buf.len(), len, "encoded_len must be exact");
+    if buf.capacity() > buf.len() + ROOM {
+        // It grew past the estimate.
+        return Bytes::copy_from_slice(&buf);
+    }
     buf.freeze()
-}
-
-/// The exact length of `encode(fields)`. Line breaks are counted in a byte pass (which
-/// vectorizes), and CRLF pairs only when there is a CR at all.
-fn encoded_len(fields: &EventFields<'_>) -> usize {
-    let is_break = |b: &u8| *b == b'\r' || *b == b'\n';
-    let single_line = |v: &str| v.len() - v.bytes().filter(is_break).count();
-    let data = fields.data.as_bytes();
-    let breaks = data.iter().filter(|b| is_break(b)).count();
-    let crlf = if data.contains(&b'\r') { data.windows(2).filter(|w| *w == b"\r\n").count() } else { 0 };
-    let lines = 1 + breaks - crlf;
-    let mut len = "id: \n".len() + single_line(fields.id) + lines * "data: \n".len() + data.len() - breaks + 1;
-    if let Some(t) = fields.event_type {
-        len += "event: \n".len() + single_line(t);
-    }
-    if let Some(r) = fields.retry {
-        len += "retry: \n".len() + r.checked_ilog10().map_or(1, |d| d as usize + 1);
-    }
-    len
 }
 
 /// Writes `prefix value\n`, dropping any CR/LF so the value cannot start a new field.
@@ -127,13 +119,15 @@ mod tests {
     }
 
     #[test]
-    fn the_buffer_is_sized_exactly() {
-        for data in ["", "a", "a\n", "\r\n", "\r\r\n\n", "a\rb\nc\r\nd", "x\r", "\n\n\n", "é\r\nü"] {
-            for (id, event_type, retry) in
-                [("x", None, None), ("a\r\nb", Some("t\ny"), Some(0)), ("", Some(""), Some(u64::MAX))]
-            {
-                let f = EventFields { id, event_type, retry, data };
-                assert_eq!(encoded_len(&f), encode(&f).len(), "{data:?} {id:?} {event_type:?} {retry:?}");
+    fn the_buffer_is_never_much_larger_than_the_event() {
+        let many_lines = "l\n".repeat(1000);
+        let long_type = "t".repeat(300);
+        for data in ["", "a", "a\r\nb\rc\nd", many_lines.as_str(), "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n"] {
+            for (event_type, retry) in [(None, None), (Some(long_type.as_str()), Some(u64::MAX))] {
+                let b = encode(&EventFields { id: "x", event_type, retry, data });
+                let len = b.len();
+                let held = b.try_into_mut().expect("unshared").capacity();
+                assert!(held <= len + ROOM, "{len} bytes held in {held} ({data:?})");
             }
         }
     }

@@ -44,10 +44,11 @@ impl Update {
         Update { id, topics, private, encoded }
     }
 
-    /// Bytes this update holds on the heap, as the allocator is asked for them: the wire form,
-    /// the id, the topics (each a pointer and its text) and the shared allocation itself (the
-    /// `Arc`'s counts and this struct, plus the header `Bytes` allocates when first shared).
-    /// What the retained window counts against `max_bytes`.
+    /// Bytes this update holds on the heap, as the allocator is asked for them: the wire form
+    /// (whose buffer may hold a few dozen bytes more, see `sse::encode`), the id, the topics
+    /// (each a pointer and its text) and the shared allocation itself (the `Arc`'s counts and
+    /// this struct, plus the header `Bytes` allocates when first shared). What the retained
+    /// window counts against `max_bytes`.
     pub fn footprint(&self) -> usize {
         /// `bytes`' shared header, allocated when a `Bytes` built from a `Vec` is first cloned.
         const SHARED_BYTES_HEADER: usize = 24;
