@@ -237,6 +237,73 @@ pub struct RunArgs {
     /// Latency SLO in ms; the summary says whether p99 met it.
     #[arg(long, default_value_t = 100.0)]
     pub slo_ms: f64,
+
+    /// Shortest random lifetime, seconds: with RANDOM_CONNECTION_DURATION lifetimes are
+    /// drawn in `[this, CONNECTION_DURATION)` (default 0, as Gatling). A soak sets it so
+    /// no subscriber reconnects many times a second.
+    #[arg(long, default_value_t = 0.0)]
+    pub min_connection_duration: f64,
+
+    /// Share of the subscribers (0–1) whose tokens expire: each connection gets a token
+    /// with an `exp` between --expiring-min and --expiring-max seconds ahead; the hub
+    /// ends the stream then and the subscriber reconnects with a fresh token (and
+    /// Last-Event-ID with --on-drop resume). Minted from the subscriber key.
+    #[arg(long, default_value_t = 0.0)]
+    pub expiring_share: f64,
+
+    /// Shortest life of an expiring token, seconds.
+    #[arg(long, default_value_t = 30.0)]
+    pub expiring_min: f64,
+
+    /// Longest life of an expiring token, seconds.
+    #[arg(long, default_value_t = 120.0)]
+    pub expiring_max: f64,
+
+    /// Stuck consumers held open besides the subscribers: they subscribe to `*` with a
+    /// tiny receive buffer and never read for --stuck-hold seconds, so the hub must evict
+    /// them; then they check the stream ended and start over. Not part of the loss
+    /// accounting.
+    #[arg(long, default_value_t = 0)]
+    pub stuck: u64,
+
+    /// Seconds a stuck consumer does not read.
+    #[arg(long, default_value_t = 60.0)]
+    pub stuck_hold: f64,
+
+    /// Seconds a stuck consumer then reads to see whether the hub ended its stream.
+    #[arg(long, default_value_t = 10.0)]
+    pub stuck_drain: f64,
+
+    /// Soak mode: sample the hub every --sample-every seconds into this time series
+    /// (JSON lines: RSS, fds, CPU, every `mercure_*` metric, the loadgen's truth), check
+    /// the hub's gauges against the truth and RSS drift after --warmup, and base the
+    /// verdict (and exit code) on loss, gauges and RSS drift. See loadgen/README.md.
+    #[arg(long)]
+    pub timeseries: Option<PathBuf>,
+
+    /// Soak sampling period, seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub sample_every: f64,
+
+    /// The hub's Prometheus metrics, for its gauges (default: the hub URL's origin +
+    /// `/metrics`).
+    #[arg(long)]
+    pub hub_gauges_url: Option<String>,
+
+    /// Soak warm-up, seconds of the publish phase not used for the RSS drift check
+    /// (default: a sixth of the publish duration).
+    #[arg(long)]
+    pub warmup: Option<f64>,
+
+    /// Largest RSS growth allowed after the warm-up (0.05 = 5 %): median of the last
+    /// quarter of the samples against the median of the first quarter.
+    #[arg(long, default_value_t = 0.05)]
+    pub rss_drift_max: f64,
+
+    /// Seconds the hub has, once every subscriber closed, to bring `mercure_subscribers`
+    /// back to 0 (and `mercure_connections` to at most the scrape's own).
+    #[arg(long, default_value_t = 30.0)]
+    pub gauge_settle_timeout: f64,
 }
 
 impl RunArgs {

@@ -19,6 +19,11 @@ pub fn subscriber(key: &str) -> Result<String, String> {
     mint(key, json!({"mercure": {"subscribe": ["*"]}}))
 }
 
+/// A subscriber token allowed to receive everything, expiring at `exp` (Unix seconds).
+pub fn subscriber_until(key: &str, exp: u64) -> Result<String, String> {
+    mint(key, json!({"exp": exp, "mercure": {"subscribe": ["*"]}}))
+}
+
 fn mint(key: &str, claims: serde_json::Value) -> Result<String, String> {
     encode(&Header::default(), &claims, &EncodingKey::from_secret(key.as_bytes()))
         .map_err(|e| format!("cannot sign JWT: {e}"))

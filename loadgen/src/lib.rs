@@ -18,6 +18,8 @@
 //! - [`seqset`] and [`accounting`]: exact expected/delivered/lost bookkeeping.
 //! - [`histo`]: latency histograms; [`hubstats`]: hub RSS/CPU/fds sampling;
 //!   [`progress`]: the live terminal line; [`report`]: the JSON report and summary.
+//! - [`soak`]: the soak's time series, gauge-truth and RSS-drift checks and figure;
+//!   [`stuck`]: stuck consumers; [`expiring`]: short-lived subscriber tokens.
 //! - [`capacity`]: the capacity sweep behind `scripts/capacity` (hub process, sweep,
 //!   summary table, plots).
 //!
@@ -31,6 +33,7 @@ pub mod accounting;
 pub mod capacity;
 pub mod clock;
 pub mod config;
+pub mod expiring;
 pub mod histo;
 pub mod http;
 pub mod hubstats;
@@ -43,7 +46,9 @@ pub mod run;
 pub mod sched;
 pub mod schedule;
 pub mod seqset;
+pub mod soak;
 pub mod sse;
+pub mod stuck;
 pub mod subscriber;
 pub mod swarm;
 pub mod topics;

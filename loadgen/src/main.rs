@@ -73,8 +73,11 @@ fn run(args: RunArgs) -> ExitCode {
     with_runtime(|stop| async move {
         let report = mercure_loadgen::run::run(args.clone(), stop).await?;
         println!("{}", report.human());
+        if let Some(soak) = &report.soak {
+            println!("{}", soak.human());
+        }
         println!("report: {}", args.report.display());
-        Ok(report.verdict.pass)
+        Ok(report.soak.as_ref().map_or(report.verdict.pass, |s| s.verdict.pass))
     })
 }
 

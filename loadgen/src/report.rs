@@ -49,6 +49,11 @@ pub struct Report {
     /// The loadgen's own resource use (added in v1.1; absent in older reports).
     #[serde(default)]
     pub loadgen: Option<LoadgenCpu>,
+    /// Soak checks (with `--timeseries`; absent otherwise): gauges against the truth,
+    /// RSS drift, stuck consumers, token expiries, and the soak verdict, which then
+    /// decides the exit code.
+    #[serde(default)]
+    pub soak: Option<crate::soak::SoakReport>,
 }
 
 /// The loadgen's own CPU: when it is near the machine's cores, latency and throughput

@@ -153,6 +153,24 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
             stall_after: args.stall_after,
             stall_ms: args.stall_ms,
             sched: args.worker_sched,
+            min_lifetime_s: args.min_connection_duration.max(0.0),
+            expiring: (args.expiring_share > 0.0).then(|| crate::expiring::ExpiringTokens {
+                key: args.subscriber_jwt_key.clone().unwrap_or_else(|| args.jwt_key.clone()),
+                share: args.expiring_share.clamp(0.0, 1.0),
+                min_s: args.expiring_min,
+                max_s: args.expiring_max,
+                seed,
+            }),
+            stuck: (args.stuck > 0).then(|| crate::stuck::StuckConfig {
+                count: args.stuck,
+                hold_s: args.stuck_hold,
+                drain_s: args.stuck_drain,
+                // Over the initial ramp, so they do not all arrive at once.
+                spread_s: args.initial_subscribers as f64 / args.connect_rate.max(1.0),
+                pause_ms: 500,
+                rcvbuf: 2048,
+                jwt: sub_creds.as_ref().map(|c| c.0.clone()),
+            }),
         };
         handles.push(WorkerHandle::spawn(&exe, cfg).await?);
     }
@@ -176,9 +194,34 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
         publisher.clone(),
         total_subs,
     );
+    // Soak sampling (--timeseries): the phase is shared with the sampler.
+    let soak_phase: crate::soak::Phase = Arc::new(Mutex::new("connecting"));
+    let set_phase = |p: &'static str| {
+        progress.phase(p);
+        if let Ok(mut g) = soak_phase.lock() {
+            *g = p;
+        }
+    };
+    let soak_sampler = match &args.timeseries {
+        Some(path) => Some(crate::soak::Sampler::start(
+            crate::soak::SamplerConfig {
+                path: path.clone(),
+                every: Duration::from_secs_f64(args.sample_every.max(0.5)),
+                metrics_url: args.hub_gauges_url.clone().unwrap_or_else(|| format!("{origin}/metrics")),
+                pid: args.hub_pid,
+                // Publishers' keep-alive connections (goose may open a second one per
+                // user on a timeout) and the scrape itself.
+                extra_connections: 2 * args.publishers as u64 + 2,
+            },
+            t_start,
+            handles.iter().map(|h| h.view.clone()).collect(),
+            soak_phase.clone(),
+        )?),
+        None => None,
+    };
 
     // Phase 1: initial subscribers.
-    progress.phase("connecting");
+    set_phase("connecting");
     let connect_budget = Duration::from_secs_f64(
         args.initial_subscribers as f64 / args.connect_rate.max(1.0)
             + args.connect_timeout * f64::from(args.connect_retries + 1)
@@ -207,7 +250,7 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
     let initial_connected = at_start.initial_connected;
 
     // Phase 2: publish.
-    progress.phase("publishing");
+    set_phase("publishing");
     for h in &mut handles {
         h.send(&Control::Start).await?;
     }
@@ -223,7 +266,7 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
             Some(a) => GooseCli::try_parse_from(a.split_whitespace()).map_err(|e| format!("--goose-args: {e}"))?.c,
             None => GooseConfiguration::default(),
         };
-        gc.host.get_or_insert(origin);
+        gc.host.get_or_insert(origin.clone());
         gc.users.get_or_insert(args.publishers.max(1));
         gc.increase_rate.get_or_insert(args.hatch_rate.clone().unwrap_or_else(|| args.publishers.max(1).to_string()));
         // Safety net: the schedule ends the run through goose's killswitch.
@@ -262,7 +305,7 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
     let pub_window_end = t_start.elapsed().as_secs_f64();
 
     // Phase 3: settle, stop, tally.
-    progress.phase("settling");
+    set_phase("settling");
     if !*stop.borrow() {
         tokio::select! {
             _ = sleep(Duration::from_secs_f64(args.settle.max(0.0))) => {}
@@ -270,7 +313,7 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
         }
     }
     let held_at_stop = aggregate(&handles).held;
-    progress.phase("closing");
+    set_phase("closing");
     for h in &mut handles {
         let _ = h.send(&Control::Stop).await;
     }
@@ -290,7 +333,7 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
     } else {
         publish_s_real
     };
-    progress.phase("tallying");
+    set_phase("tallying");
     let log_msg = Control::Log(log);
     for h in &mut handles {
         let _ = h.send(&log_msg).await;
@@ -321,6 +364,7 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
         ..Connections::default()
     };
     let (mut events, mut foreign, mut replayed) = (0, 0, 0);
+    let mut soak_counts = crate::swarm::Progress::default();
     let mut missing = Vec::new();
     for (i, h) in handles.iter().enumerate() {
         let v = h.view();
@@ -346,6 +390,12 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
         events += p.events;
         foreign += p.foreign;
         replayed += p.replayed;
+        soak_counts.token_expiries += p.token_expiries;
+        soak_counts.stuck_cycles += p.stuck_cycles;
+        soak_counts.stuck_evicted += p.stuck_evicted;
+        soak_counts.stuck_not_evicted += p.stuck_not_evicted;
+        soak_counts.stuck_reset += p.stuck_reset;
+        soak_counts.stuck_errors += p.stuck_errors;
     }
     // Our own CPU, so a reader can tell whether the loadgen or the hub was the limit
     // (workers are sampled after their final report, before they exit).
@@ -362,6 +412,50 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
     for h in handles {
         h.finish().await;
     }
+    // Every subscriber is closed now: the hub's gauges must come back to the truth.
+    let soak = match (soak_sampler, &args.timeseries) {
+        (Some(sampler), Some(path)) => {
+            let (samples, settle_s) = sampler.finish(Duration::from_secs_f64(args.gauge_settle_timeout.max(0.0))).await;
+            let evictions = |s: Option<&crate::soak::SoakSample>| {
+                s.and_then(|s| s.metric("mercure_evictions_total")).unwrap_or(0.0)
+            };
+            let first = samples.iter().find(|s| !s.metrics.is_empty());
+            let last = samples.iter().rev().find(|s| !s.metrics.is_empty());
+            let fin = samples.last().filter(|s| s.phase == "settled");
+            let warmup_s = args.warmup.unwrap_or(publish_s / 6.0).max(0.0);
+            let mut r = crate::soak::judge(
+                &samples,
+                (pub_window_start, pub_window_end),
+                warmup_s,
+                args.rss_drift_max,
+                crate::soak::VerdictInputs {
+                    lost: tally.lost,
+                    stuck: args.stuck,
+                    stuck_evicted: soak_counts.stuck_evicted,
+                    stuck_reset: soak_counts.stuck_reset,
+                    stuck_not_evicted: soak_counts.stuck_not_evicted,
+                    hub_evictions: evictions(last) - evictions(first),
+                    final_subscribers: fin.and_then(|s| s.metric("mercure_subscribers")),
+                    final_connections: fin.and_then(|s| s.metric("mercure_connections")),
+                },
+            );
+            r.timeseries = path.display().to_string();
+            r.sample_every_s = args.sample_every;
+            r.settle_s = settle_s;
+            r.stuck_cycles = soak_counts.stuck_cycles;
+            r.stuck_errors = soak_counts.stuck_errors;
+            r.token_expiries = soak_counts.token_expiries;
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            if let Err(e) = crate::soak::plot::write(dir, &samples, pub_window_start + warmup_s) {
+                eprintln!("warning: soak plot: {e}");
+            }
+            if let Err(e) = std::fs::write(dir.join("verdict.md"), r.human()) {
+                eprintln!("warning: verdict.md: {e}");
+            }
+            Some(r)
+        }
+        _ => None,
+    };
     if !missing.is_empty() {
         return Err(format!("incomplete run, workers missing: {}", missing.join("; ")));
     }
@@ -457,6 +551,7 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
         },
         goose_reports,
         loadgen: Some(loadgen_cpu),
+        soak,
     };
     write_report(&args.report, &report)?;
     Ok(report)

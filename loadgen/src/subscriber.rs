@@ -83,13 +83,20 @@ pub async fn run(
     let mut fresh = true;
     let mut deadline: Option<Instant> = None;
     let mut failures = 0u32;
+    // Short-lived tokens (soak): a fresh one per connection, so the hub ends the
+    // stream at its expiry and the reconnection (with Last-Event-ID) must lose nothing.
+    let expiring = shard.cfg.expiring.as_ref().filter(|e| e.applies(index));
+    let mut conn_no = 0u64;
     loop {
         if *stop.borrow() {
             end_session(&mut sessions, fresh, now_ns(), grace);
             break;
         }
+        let minted = expiring.and_then(|e| e.mint(index, conn_no).ok());
+        conn_no += 1;
+        let jwt = minted.as_ref().map(|m| m.jwt.as_str()).or(shard.cfg.subscriber_jwt.as_deref());
         let connected = tokio::select! {
-            c = connect(&shard, &selector, if resume { last_id.as_deref() } else { None }) => c,
+            c = connect(&shard, &selector, jwt, if resume { last_id.as_deref() } else { None }) => c,
             _ = stop.wait_for(|s| *s) => {
                 // The hub had not answered this subscription when the run stopped.
                 shard.pending_at_stop();
@@ -218,6 +225,9 @@ pub async fn run(
             }
             Ended::Dropped => {
                 shard.dropped();
+                if minted.as_ref().is_some_and(|m| crate::expiring::ended_by_expiry(closed_at, m.exp_ns)) {
+                    shard.token_expired();
+                }
                 match shard.cfg.on_drop {
                     DropAction::Stop => {
                         let end = intended_end(&mut stop, deadline).await;
@@ -299,6 +309,7 @@ fn on_event(shard: &Shard, session: &mut SessionRecord, connected_at: u64, data:
 async fn connect(
     shard: &Shard,
     selector: &Selector,
+    jwt: Option<&str>,
     last_event_id: Option<&str>,
 ) -> Result<(hyper::Response<Incoming>, std::pin::Pin<Box<Conn>>), String> {
     let cfg = &shard.cfg;
@@ -319,7 +330,7 @@ async fn connect(
             .header(hyper::header::HOST, shard.host_header.as_str())
             .header(hyper::header::ACCEPT, "text/event-stream")
             .header(hyper::header::CACHE_CONTROL, "no-cache");
-        if let Some(jwt) = &cfg.subscriber_jwt {
+        if let Some(jwt) = jwt {
             req = match cfg.auth_via {
                 AuthVia::Header => req.header(hyper::header::AUTHORIZATION, format!("Bearer {jwt}")),
                 AuthVia::Cookie => req.header(hyper::header::COOKIE, format!("mercureAuthorization={jwt}")),

@@ -112,6 +112,15 @@ pub struct SwarmConfig {
     /// Scheduling policy of this worker's runtime thread.
     #[serde(default)]
     pub sched: crate::sched::WorkerSched,
+    /// Shortest random lifetime, seconds (lifetimes are drawn in `[min, lifetime_s)`).
+    #[serde(default)]
+    pub min_lifetime_s: f64,
+    /// Short-lived tokens for a share of the subscribers (soak).
+    #[serde(default)]
+    pub expiring: Option<crate::expiring::ExpiringTokens>,
+    /// Stuck consumers owned by all workers together (soak).
+    #[serde(default)]
+    pub stuck: Option<crate::stuck::StuckConfig>,
 }
 
 /// Coordinator → worker.
@@ -175,6 +184,32 @@ pub struct Progress {
     pub replayed: u64,
     /// Cumulative latency histogram (µs), [`histo::to_hex`].
     pub hist: String,
+    /// Connections closed (by either side) after they were established; with
+    /// `connects` it gives the churn between two snapshots.
+    #[serde(default)]
+    pub disconnects: u64,
+    /// Streams the hub ended at (or after) the connection's token expiry.
+    #[serde(default)]
+    pub token_expiries: u64,
+    /// Stuck consumers connecting or connected now (not yet seen closed by us).
+    #[serde(default)]
+    pub stuck_open: u64,
+    /// Stuck-consumer connections made.
+    #[serde(default)]
+    pub stuck_cycles: u64,
+    /// Stuck consumers the hub ended (seen as end of stream once we read again).
+    #[serde(default)]
+    pub stuck_evicted: u64,
+    /// Of `stuck_evicted`, those whose end was a reset rather than an end of stream (the
+    /// hub's kernel dropped the connection, e.g. on `TCP_USER_TIMEOUT`).
+    #[serde(default)]
+    pub stuck_reset: u64,
+    /// Stuck consumers still streaming after the hold and the drain: not evicted.
+    #[serde(default)]
+    pub stuck_not_evicted: u64,
+    /// Stuck-consumer connection attempts that failed.
+    #[serde(default)]
+    pub stuck_errors: u64,
 }
 
 /// A shard's final report.
@@ -249,6 +284,14 @@ impl Shard {
     pub(crate) fn disconnected(&self) {
         let mut l = self.live.borrow_mut();
         l.p.held = l.p.held.saturating_sub(1);
+        l.p.disconnects += 1;
+    }
+    pub(crate) fn token_expired(&self) {
+        self.live.borrow_mut().p.token_expiries += 1;
+    }
+    /// Counter updates of the stuck consumers ([`crate::stuck`]).
+    pub(crate) fn stuck(&self, f: impl FnOnce(&mut Progress)) {
+        f(&mut self.live.borrow_mut().p);
     }
     pub(crate) fn dropped(&self) {
         self.live.borrow_mut().p.drops += 1;
@@ -301,6 +344,17 @@ pub async fn run_shard(
         g += workers;
     }
     let mut started = tasks.len() as u64;
+    // Stuck consumers: outside the accounting (they owe nothing and are owed nothing),
+    // started with the initial ramp, stopped with the run.
+    let mut stuck_tasks: JoinSet<()> = JoinSet::new();
+    if let Some(st) = cfg.stuck.clone() {
+        let mut k = w;
+        while k < st.count {
+            let at = t0 + Duration::from_secs_f64(k as f64 / st.count.max(1) as f64 * st.spread_s.max(0.0));
+            stuck_tasks.spawn_local(crate::stuck::run(shard.clone(), k, at, st.clone()));
+            k += workers;
+        }
+    }
     let mut results: Vec<SubscriberResult> = Vec::new();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     // Phase 1: until Stop (or the coordinator vanishes).
@@ -329,6 +383,7 @@ pub async fn run_shard(
         }
     }
     let _ = stop_tx.send(true);
+    while stuck_tasks.join_next().await.is_some() {}
     while let Some(done) = tasks.join_next().await {
         if let Ok(r) = done {
             results.push(r);
@@ -389,7 +444,9 @@ fn spawn_one(tasks: &mut JoinSet<SubscriberResult>, shard: &Rc<Shard>, g: u64, a
     let cfg = &shard.cfg;
     let selector = cfg.topics.selector_for(cfg.selector, g);
     let lifetime = if cfg.lifetime_s > 0.0 {
-        let l = if cfg.random_lifetime { cfg.lifetime_s * uniform_from(g, cfg.seed) } else { cfg.lifetime_s };
+        let min = cfg.min_lifetime_s.clamp(0.0, cfg.lifetime_s);
+        let l =
+            if cfg.random_lifetime { min + (cfg.lifetime_s - min) * uniform_from(g, cfg.seed) } else { cfg.lifetime_s };
         Some(Duration::from_secs_f64(l))
     } else {
         None

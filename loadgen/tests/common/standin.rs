@@ -28,6 +28,9 @@ pub struct Faults {
     pub swap_every: Option<u64>,
     /// End the stream after this many events (the hub "drops" the subscriber).
     pub close_after: Option<u64>,
+    /// Added to the subscriber count `/metrics` reports as `mercure_subscribers`: a gauge
+    /// that lies (0: the truth).
+    pub gauge_offset: i64,
 }
 
 /// Counters of what the stand-in did.
@@ -45,6 +48,9 @@ pub struct Stats {
     pub resumed: AtomicU64,
     /// Publishes accepted.
     pub published: AtomicU64,
+    /// Subscription streams open now (incremented on subscribe, decremented when hyper
+    /// drops the stream's body).
+    pub live: Arc<std::sync::atomic::AtomicI64>,
 }
 
 struct Sub {
@@ -168,6 +174,15 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
             }
             Ok(full(200, &id))
         }
+        hyper::Method::GET if req.uri().path() == "/metrics" => {
+            let live = state.stats.live.load(Ordering::SeqCst);
+            let text = format!(
+                "# TYPE mercure_subscribers gauge\nmercure_subscribers {}\n# TYPE mercure_connections gauge\nmercure_connections {}\nmercure_evictions_total 0\n",
+                live + state.faults.gauge_offset,
+                live + 1
+            );
+            Ok(full(200, &text))
+        }
         hyper::Method::GET => {
             let selectors: Vec<String> = req
                 .uri()
@@ -187,8 +202,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
             }
             let (tx, rx) = mpsc::unbounded_channel();
             state.subs.lock().expect("subs").push(Sub { selectors, tx, sent: 0, held: None });
-            let mut r =
-                Response::new(Box::pin(SseBody { rx }) as Pin<Box<dyn Body<Data = Bytes, Error = Infallible> + Send>>);
+            state.stats.live.fetch_add(1, Ordering::SeqCst);
+            let live = state.stats.live.clone();
+            let mut r = Response::new(
+                Box::pin(SseBody { rx, live }) as Pin<Box<dyn Body<Data = Bytes, Error = Infallible> + Send>>
+            );
             r.headers_mut()
                 .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/event-stream"));
             Ok(r)
@@ -199,6 +217,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
 
 struct SseBody {
     rx: mpsc::UnboundedReceiver<Bytes>,
+    live: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Drop for SseBody {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Body for SseBody {
