@@ -31,54 +31,17 @@ pub mod config;
 pub mod server;
 pub mod startup;
 
-#[cfg(feature = "internals")]
-pub mod auth;
-#[cfg(not(feature = "internals"))]
-pub(crate) mod auth;
-#[cfg(feature = "internals")]
-pub mod duration;
-#[cfg(not(feature = "internals"))]
-pub(crate) mod duration;
-#[cfg(feature = "internals")]
-pub mod history;
-#[cfg(not(feature = "internals"))]
-pub(crate) mod history;
-#[cfg(feature = "internals")]
-pub mod hub;
-#[cfg(not(feature = "internals"))]
-pub(crate) mod hub;
-#[cfg(feature = "internals")]
-pub mod metrics;
-#[cfg(not(feature = "internals"))]
-pub(crate) mod metrics;
-#[cfg(feature = "internals")]
-pub mod queue;
-#[cfg(not(feature = "internals"))]
-pub(crate) mod queue;
-#[cfg(feature = "internals")]
-pub mod registry;
-#[cfg(not(feature = "internals"))]
-pub(crate) mod registry;
-#[cfg(feature = "internals")]
-pub mod sse;
-#[cfg(not(feature = "internals"))]
-pub(crate) mod sse;
-#[cfg(feature = "internals")]
-pub mod subscriber;
-#[cfg(not(feature = "internals"))]
-pub(crate) mod subscriber;
-#[cfg(feature = "internals")]
-pub mod subscriptions;
-#[cfg(not(feature = "internals"))]
-pub(crate) mod subscriptions;
-#[cfg(feature = "internals")]
-pub mod topic;
-#[cfg(not(feature = "internals"))]
-pub(crate) mod topic;
-#[cfg(feature = "internals")]
-pub mod update;
-#[cfg(not(feature = "internals"))]
-pub(crate) mod update;
+/// Declares modules public with the `internals` feature, crate-private without it.
+macro_rules! internal_mods {
+    ($($name:ident),* $(,)?) => {$(
+        #[cfg(feature = "internals")]
+        pub mod $name;
+        #[cfg(not(feature = "internals"))]
+        pub(crate) mod $name;
+    )*};
+}
+
+internal_mods!(auth, duration, history, hub, metrics, queue, registry, sse, subscriber, subscriptions, topic, update);
 
 #[cfg(test)]
 mod fuzz;
