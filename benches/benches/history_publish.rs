@@ -7,6 +7,11 @@
 //! (one fsync per publish under a global lock). With 64 publishers, group commit lets one
 //! fsync cover every update waiting at that moment; the ratio between the two is the point.
 //!
+//! The Redis transport (several nodes) is measured the same way through `Hub::submit`: the
+//! acknowledgement is Redis's answer to the node's pipelined `XADD`s, from a private
+//! `redis-server` this bench starts (`appendfsync always`, and without AOF); skipped, saying
+//! so, when `redis-server` is not installed.
+//!
 //! Names: `history_publish/<transport>/publishers=<n>`, throughput in updates.
 
 use std::sync::Arc;
@@ -25,6 +30,8 @@ const UPDATES: usize = 512;
 enum Transport {
     Local,
     Redb(FsyncPolicy),
+    /// A node on a private Redis; `true`: `appendonly yes` + `appendfsync always`.
+    Redis(bool),
 }
 
 impl Transport {
@@ -33,13 +40,60 @@ impl Transport {
             Transport::Local => "local",
             Transport::Redb(FsyncPolicy::Always) => "redb-fsync-always",
             Transport::Redb(FsyncPolicy::Interval(_)) => "redb-fsync-100ms",
+            Transport::Redis(true) => "redis-appendfsync-always",
+            Transport::Redis(false) => "redis-no-aof",
         }
     }
+}
+
+/// A private `redis-server` for one bench point, killed on drop.
+struct RedisServer(std::process::Child);
+
+impl RedisServer {
+    fn start(dir: &std::path::Path, aof: bool) -> Option<(Self, u16)> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").ok()?.local_addr().ok()?.port();
+        let mut cmd = std::process::Command::new("redis-server");
+        cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", ""]).arg("--dir").arg(dir);
+        if aof {
+            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        }
+        let child = cmd.stdout(std::process::Stdio::null()).spawn().ok()?;
+        let server = RedisServer(child);
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some((server, port));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn redis_hub(rt: &tokio::runtime::Runtime, port: u16) -> (Arc<Hub>, mercure_hub::cluster::Cluster) {
+    let options = HubOptions::default();
+    let mut ignored = Vec::new();
+    let mut retention = options.retention.clone();
+    let url = format!("redis://127.0.0.1:{port}/0?stream=bench");
+    let spec = mercure_hub::cluster::spec::parse(&url, &mut retention, &mut ignored).expect("redis url");
+    rt.block_on(async {
+        let (cluster, loaded) = mercure_hub::cluster::Cluster::connect(&spec, &retention).await.expect("connect");
+        let hub = Arc::new(Hub::with_relay(options, cluster.relay(), loaded));
+        cluster.run(&hub);
+        (hub, cluster)
+    })
 }
 
 fn hub(transport: Transport, dir: &std::path::Path) -> Arc<Hub> {
     let options = HubOptions::default();
     Arc::new(match transport {
+        Transport::Redis(_) => unreachable!("built by redis_hub"),
         Transport::Local => Hub::new(options),
         Transport::Redb(fsync) => {
             let (store, loaded) = RedbStore::open(&dir.join("bench.redb"), fsync).expect("open redb");
@@ -66,7 +120,7 @@ async fn run(hub: &Arc<Hub>, publishers: usize) {
                         None,
                         "x".repeat(200),
                     );
-                    if let Some(ack) = hub.publish(Arc::new(update)).durable {
+                    if let Some(ack) = hub.submit(Arc::new(update)) {
                         ack.await.expect("writer alive").expect("durable write");
                     }
                     drop(permit);
@@ -89,6 +143,8 @@ fn bench(c: &mut Criterion) {
         Transport::Local,
         Transport::Redb(FsyncPolicy::Always),
         Transport::Redb(FsyncPolicy::Interval(Duration::from_millis(100))),
+        Transport::Redis(true),
+        Transport::Redis(false),
     ] {
         for publishers in [1usize, 64] {
             let dir = std::env::temp_dir().join(format!(
@@ -98,7 +154,21 @@ fn bench(c: &mut Criterion) {
             ));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).expect("bench dir");
-            let hub = hub(transport, &dir);
+            let mut redis = None;
+            let hub = match transport {
+                Transport::Redis(aof) => match RedisServer::start(&dir, aof) {
+                    Some((server, port)) => {
+                        let (hub, cluster) = redis_hub(&rt, port);
+                        redis = Some((server, cluster));
+                        hub
+                    }
+                    None => {
+                        eprintln!("history_publish/{}: skipped: redis-server is not installed", transport.name());
+                        continue;
+                    }
+                },
+                _ => hub(transport, &dir),
+            };
             group.bench_with_input(
                 BenchmarkId::new(transport.name(), format!("publishers={publishers}")),
                 &publishers,
@@ -113,6 +183,10 @@ fn bench(c: &mut Criterion) {
                 },
             );
             hub.close_history();
+            if let Some((server, cluster)) = redis.take() {
+                rt.block_on(cluster.leave());
+                drop(server);
+            }
             let _ = std::fs::remove_dir_all(&dir);
         }
     }

@@ -13,6 +13,14 @@
 //! sends exactly the updates before that point and the queue holds exactly those after it, so
 //! replay and live traffic never overlap nor leave a gap.
 //!
+//! ## Several nodes
+//! With a [`Relay`] (the Redis transport, see `cluster`), a publish is not dispatched here: it
+//! is handed to the relay ([`Hub::submit`]), which appends it to the shared log, and every
+//! node — this one included — dispatches the log's entries in log order with
+//! [`Hub::dispatch_remote`]. The dispatch lock then orders the log's entries on this node
+//! exactly as it orders local publishes on a single node, so the replay/live split above holds
+//! unchanged.
+//!
 //! ## Eviction
 //! A push that overflows a subscriber's queue evicts that subscriber (see `queue`): it is
 //! removed from the registry at once, its stream ends, a counter is bumped and one log line
@@ -99,6 +107,17 @@ pub struct Dispatched {
     pub evicted: usize,
 }
 
+/// Where updates go when several nodes share one log (see the module docs).
+pub trait Relay: Send + Sync {
+    /// Appends `update` to the shared log. With `ack`, the returned receiver resolves once the
+    /// log has it (the publisher's `200` waits for that); without, nobody waits (subscription
+    /// events). Never blocks: called from synchronous code, the dispatch lock released.
+    fn send(&self, update: Arc<Update>, ack: bool) -> Option<Ack>;
+    /// A subscription started (`active`) or ended on this node: what other nodes list.
+    /// Called before the matching events are sent, in the same order.
+    fn subscription(&self, sub: &Subscriber, active: bool);
+}
+
 /// The subscription-event queue of [`Hub::announce`].
 #[derive(Default)]
 struct Announcements {
@@ -117,6 +136,8 @@ pub struct Hub {
     /// only this lock (parking_lot: short critical sections, no `.await` inside).
     window: Mutex<Window>,
     persistence: Option<Box<dyn Persistence>>,
+    /// Several nodes: publishes go to the shared log (see the module docs).
+    relay: Option<Box<dyn Relay>>,
     /// Bounds the publishes waiting on the durable store (see `HubOptions`).
     admission: Arc<tokio::sync::Semaphore>,
     options: HubOptions,
@@ -152,6 +173,7 @@ impl Hub {
             dispatch: Mutex::new(last_seq),
             window: Mutex::new(window),
             persistence,
+            relay: None,
             admission: Arc::new(tokio::sync::Semaphore::new(options.max_pending_writes.max(1))),
             options,
             next_subscriber: AtomicU64::new(1),
@@ -159,6 +181,14 @@ impl Hub {
             heartbeat: Bytes::from_static(sse::HEARTBEAT),
             metrics: Metrics::default(),
         }
+    }
+
+    /// A hub whose updates go through `relay` (several nodes), starting from the log's tail
+    /// (`loaded`, oldest first).
+    pub fn with_relay(options: HubOptions, relay: Box<dyn Relay>, loaded: Vec<Loaded>) -> Self {
+        let mut hub = Self::with_persistence(options, None, loaded);
+        hub.relay = Some(relay);
+        hub
     }
 
     pub fn options(&self) -> &HubOptions {
@@ -211,6 +241,7 @@ impl Hub {
             *seq
         };
         self.metrics.subscribers.fetch_add(1, Ordering::Relaxed);
+        self.mirror(sub, true);
         self.announce(sub, true);
         Ok(seq)
     }
@@ -245,7 +276,22 @@ impl Hub {
                     }
                 }
             };
-            self.publish(Arc::new(next));
+            match &self.relay {
+                Some(relay) => {
+                    relay.send(Arc::new(next), false);
+                }
+                None => {
+                    self.publish(Arc::new(next));
+                }
+            }
+        }
+    }
+
+    /// Tells the relay (several nodes) that `sub` started or ended, when subscriptions are
+    /// listed at all.
+    fn mirror(&self, sub: &Subscriber, active: bool) {
+        if let (true, Some(relay)) = (self.options.subscription_events, &self.relay) {
+            relay.subscription(sub, active);
         }
     }
 
@@ -276,6 +322,7 @@ impl Hub {
         }
         if was_registered {
             self.metrics.subscribers.fetch_sub(1, Ordering::Relaxed);
+            self.mirror(sub, false);
             self.announce(sub, false);
         }
     }
@@ -283,7 +330,9 @@ impl Hub {
     /// Waits for a place among the publishes pending on the durable store (immediate without
     /// one). Hold the permit until the publish's `durable` ack resolves.
     pub async fn admit(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        self.persistence.as_ref()?;
+        if self.persistence.is_none() && self.relay.is_none() {
+            return None;
+        }
         self.admission.clone().acquire_owned().await.ok()
     }
 
@@ -305,11 +354,30 @@ impl Hub {
         }
     }
 
+    /// A publisher's update: to the shared log with a relay (dispatched when it comes back
+    /// from it), else [`Hub::publish`]ed here. The ack, if any, says when it is stored.
+    pub fn submit(&self, update: Arc<Update>) -> Option<Ack> {
+        match &self.relay {
+            Some(relay) => relay.send(update, true),
+            None => self.publish(update).durable,
+        }
+    }
+
     /// Records an update in the history, fans it out to every subscriber allowed to receive
     /// it, and hands it to the durable store.
     pub fn publish(&self, update: Arc<Update>) -> Published {
+        self.dispatch(update, now_ms(), true)
+    }
+
+    /// An entry of the shared log (several nodes), published at `at_ms` by the log's clock:
+    /// recorded in the window and fanned out, as [`Hub::publish`] does, without the durable
+    /// store (the log is the store).
+    pub fn dispatch_remote(&self, update: Arc<Update>, at_ms: u64) -> Dispatched {
+        self.dispatch(update, at_ms, false).dispatched
+    }
+
+    fn dispatch(&self, update: Arc<Update>, at_ms: u64, persist: bool) -> Published {
         let now = Instant::now();
-        let at_ms = now_ms();
         let mut durable = None;
         let mut wakers = Vec::new();
         let mut evicted: Vec<(Arc<Subscriber>, CloseReason)> = Vec::new();
@@ -323,7 +391,7 @@ impl Hub {
             *last += 1;
             let seq = *last;
             let trim_below = self.window.lock().push(seq, update.clone(), at_ms);
-            if let Some(p) = &self.persistence {
+            if let (true, Some(p)) = (persist, &self.persistence) {
                 durable = Some(p.append(seq, &update, at_ms, trim_below));
             }
             let update = &*update;

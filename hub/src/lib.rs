@@ -18,6 +18,7 @@
 //! - [`subscriber`], [`registry`], [`hub`]: who wants what, and the fan-out.
 //! - [`subscriptions`]: active-subscription events and documents (`subscriptions` directive).
 //! - [`history`]: the retained window for `Last-Event-ID` replay, and its durable store.
+//! - [`cluster`]: several nodes as one hub on a Redis stream (`transport_url redis://…`).
 //! - [`server`]: HTTP (hyper), connection ceiling, CORS, graceful shutdown.
 //! - [`startup`]: what the binary does before serving (limits, development mode).
 //! - [`metrics`]: counters served at `/metrics`.
@@ -41,7 +42,21 @@ macro_rules! internal_mods {
     )*};
 }
 
-internal_mods!(auth, duration, history, hub, metrics, queue, registry, sse, subscriber, subscriptions, topic, update);
+internal_mods!(
+    auth,
+    cluster,
+    duration,
+    history,
+    hub,
+    metrics,
+    queue,
+    registry,
+    sse,
+    subscriber,
+    subscriptions,
+    topic,
+    update
+);
 
 #[cfg(test)]
 mod fuzz;

@@ -34,7 +34,7 @@ fn main() -> std::process::ExitCode {
         let max_connections = startup::max_connections(&settings, open_files);
         startup::resolve_max_subscribers(&mut settings, max_connections);
         startup::log_settings(&settings, max_connections);
-        let state = match State::new(settings) {
+        let state = match State::start(settings).await {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("mercure-hub: configuration error: {e}");

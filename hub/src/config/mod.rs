@@ -61,7 +61,7 @@ pub struct Cli {
     /// Publish subscription events and serve the subscription API (directive `subscriptions`)
     #[arg(long)]
     pub subscriptions: bool,
-    /// History transport URL: local://local, redb://PATH, bolt://PATH (directive `transport_url`) [default: redb://mercure.redb]
+    /// History transport URL: local://local, redb://PATH, bolt://PATH, redis://HOST:PORT/DB?stream=S (directive `transport_url`) [default: redb://mercure.redb]
     #[arg(long)]
     pub transport_url: Option<String>,
     /// Serve the debugging page at `/` (directive `ui`)

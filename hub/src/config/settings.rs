@@ -272,6 +272,9 @@ impl Settings {
             "write_timeout" => self.write_timeout = Some(duration(d)?).filter(|v| !v.is_zero()),
             "dispatch_timeout" => self.limits.dispatch_timeout = duration(d)?,
             "transport_url" => self.transport = HistorySpec::parse(one_arg(d)?)?,
+            "transport" if d.args.first().is_some_and(|a| a == "redis") => {
+                self.transport = HistorySpec::parse(&crate::cluster::spec::block_url(d)?)?
+            }
             "transport" => self.transport = HistorySpec::parse(&transport_block_url(d)?)?,
             "publisher_jwt" => self.publisher_key = Some(key_spec(d)?),
             "subscriber_jwt" => self.subscriber_key = Some(key_spec(d)?),

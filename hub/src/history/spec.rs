@@ -7,6 +7,8 @@
 //! - `bolt://PATH[?size=N&cleanup_frequency=F&cache_size=N]`: the Go hub's spelling, mapped
 //!   onto redb (`size` is honoured; `cleanup_frequency` is accepted and unneeded: trimming
 //!   happens on every commit).
+//! - `redis://…` / `rediss://…`: several nodes sharing one Redis stream (see `cluster` and
+//!   `cluster::spec` for the options).
 //!
 //! Retention is bounded by default (10 000 updates and 64 MiB), unlike the Go hub's default
 //! of keeping everything. `size=0` lifts the count bound; the byte bound always applies.
@@ -54,8 +56,10 @@ pub enum FsyncPolicy {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistorySpec {
-    /// `None`: memory only.
+    /// `None`: memory only (or Redis).
     pub path: Option<PathBuf>,
+    /// Several nodes sharing a Redis stream; `path` is then `None`.
+    pub redis: Option<crate::cluster::spec::RedisSpec>,
     pub retention: Retention,
     pub fsync: FsyncPolicy,
     /// The durable store's page cache, in bytes (`cache_size`). Default
@@ -71,6 +75,7 @@ impl Default for HistorySpec {
     fn default() -> Self {
         Self::parse("redb://mercure.redb").unwrap_or_else(|_| HistorySpec {
             path: None,
+            redis: None,
             retention: Retention::default(),
             fsync: FsyncPolicy::Always,
             cache_bytes: DEFAULT_CACHE_BYTES,
@@ -86,6 +91,7 @@ impl HistorySpec {
         let (location, query) = rest.split_once('?').unwrap_or((rest, ""));
         let mut spec = HistorySpec {
             path: None,
+            redis: None,
             retention: Retention::default(),
             fsync: FsyncPolicy::Always,
             cache_bytes: DEFAULT_CACHE_BYTES,
@@ -93,6 +99,10 @@ impl HistorySpec {
             url: url.to_owned(),
         };
         match scheme {
+            "redis" | "rediss" => {
+                spec.redis = Some(crate::cluster::spec::parse(url, &mut spec.retention, &mut spec.ignored)?);
+                return Ok(spec);
+            }
             "local" => {}
             "redb" | "bolt" => {
                 if location.is_empty() {
@@ -100,7 +110,7 @@ impl HistorySpec {
                 }
                 spec.path = Some(PathBuf::from(location));
             }
-            other => return Err(format!("unknown transport scheme {other:?} (expected local, redb or bolt)")),
+            other => return Err(format!("unknown transport scheme {other:?} (expected local, redb, bolt, redis or rediss)")),
         }
         let mut interval = Duration::from_millis(100);
         let mut fsync_mode = "always".to_owned();

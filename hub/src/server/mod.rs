@@ -69,10 +69,36 @@ pub struct State {
     /// alike. Each stream's body holds its permit, so it is released exactly once, when the
     /// stream is dropped, whatever ended it.
     pub subscriber_slots: Arc<Semaphore>,
+    /// This node's membership of a cluster (`transport_url redis://…`).
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl State {
+    /// The state for `settings`, joining the cluster first when the transport is Redis
+    /// (waits until Redis answers; see [`crate::cluster::Cluster::connect`]).
+    pub async fn start(settings: Settings) -> Result<Self, String> {
+        let Some(spec) = settings.transport.redis.clone() else { return Self::new(settings) };
+        let (cluster, loaded) = crate::cluster::Cluster::connect(&spec, &settings.transport.retention).await?;
+        let relay = cluster.relay();
+        let mut state = Self::build(settings, Some((relay, loaded)))?;
+        cluster.run(&state.hub);
+        state.cluster = Some(Arc::new(cluster));
+        Ok(state)
+    }
+
+    /// The state of a single node (memory or redb history). A Redis transport needs
+    /// [`State::start`].
     pub fn new(settings: Settings) -> Result<Self, String> {
+        if settings.transport.redis.is_some() {
+            return Err("a Redis transport needs State::start".into());
+        }
+        Self::build(settings, None)
+    }
+
+    fn build(
+        settings: Settings,
+        relay: Option<(Box<dyn crate::hub::Relay>, Vec<crate::history::durable::Loaded>)>,
+    ) -> Result<Self, String> {
         let pk = settings.publisher_key.as_ref().ok_or("no publisher key configured")?;
         let sk = settings.subscriber_key.as_ref().unwrap_or(pk);
         let l = &settings.limits;
@@ -91,9 +117,10 @@ impl State {
             template_limits: l.template,
             ..HubOptions::default()
         };
-        let hub = match &settings.transport.path {
-            None => Hub::new(options),
-            Some(path) => {
+        let hub = match (&settings.transport.path, relay) {
+            (_, Some((relay, loaded))) => Hub::with_relay(options, relay, loaded),
+            (None, None) => Hub::new(options),
+            (Some(path), None) => {
                 let t = &settings.transport;
                 let (store, loaded) = RedbStore::open_with_cache(path, t.fsync, t.cache_bytes)?;
                 tracing::info!(file = %path.display(), updates = loaded.len(), "history loaded");
@@ -110,6 +137,7 @@ impl State {
             subscriber,
             subscriber_slots,
             heavy_matching: heavy::HeavyMatching::new(),
+            cluster: None,
         })
     }
 }
@@ -211,6 +239,9 @@ impl Server {
         let grace = state.settings.limits.shutdown_grace + Duration::from_secs(1);
         if tokio::time::timeout(grace, alive_rx.recv()).await.is_err() {
             tracing::warn!("some connections did not finish in time; cutting them");
+        }
+        if let Some(cluster) = &state.cluster {
+            cluster.leave().await;
         }
         let hub = state.hub.clone();
         let _ = tokio::task::spawn_blocking(move || hub.close_history()).await;
@@ -349,11 +380,18 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, 
         (&Method::POST, MERCURE_PATH) => publish::handle(state, req).await,
         (_, MERCURE_PATH) => Err(Refusal::new(405, "method not allowed")),
         (&Method::GET, p) if is_under(p, crate::subscriptions::SUBSCRIPTIONS_PATH) => {
-            subscriptions_api::handle(state, &req)
+            subscriptions_api::handle(state, &req).await
         }
         (&Method::GET, p) if state.settings.demo && is_under(p, demo::DEMO_PATH) => demo::handle(state, &req),
-        (&Method::GET, "/healthz") => Ok(response::text(StatusCode::OK, "ok\n")),
-        (&Method::GET, "/metrics") => Ok(response::text(StatusCode::OK, state.hub.render_metrics())),
+        (&Method::GET, "/healthz" | "/mercure/health/live") => Ok(response::text(StatusCode::OK, "ok\n")),
+        (&Method::GET, "/mercure/health/ready") => ready(state),
+        (&Method::GET, "/metrics") => {
+            let mut text = state.hub.render_metrics();
+            if let Some(c) = &state.cluster {
+                text.push_str(&c.render_metrics());
+            }
+            Ok(response::text(StatusCode::OK, text))
+        }
         (&Method::GET, "/") if state.settings.ui => Ok(ui::page()),
         (&Method::GET, p) if state.settings.ui && p.starts_with("/ui/") => {
             ui::asset(p).ok_or_else(|| Refusal::new(404, "not found"))
@@ -367,6 +405,15 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, 
         resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     resp
+}
+
+/// Readiness: 200 when this node can serve every request it accepts; 503 with the reason
+/// while a cluster node cannot reach Redis.
+fn ready(state: &State) -> Result<Resp, Refusal> {
+    match state.cluster.as_ref().map(|c| c.ready()) {
+        None | Some(Ok(())) => Ok(response::text(StatusCode::OK, "ready\n")),
+        Some(Err(e)) => Err(Refusal::new(503, format!("not ready: {e}"))),
+    }
 }
 
 /// Turns a handler's result into the response: refusals are counted, logged (one line each)

@@ -83,12 +83,12 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, 
         return Err(Refusal::new(403, "token not allowed to publish to these topics"));
     }
 
-    // Under the durable policy the 200 waits for the fsync; live subscribers do not.
+    // Under the durable policy the 200 waits for the fsync (live subscribers do not); with
+    // several nodes, for the shared log's acknowledgement.
     let permit = state.hub.admit().await;
     let update = Arc::new(update);
     state.heavy_matching.prematch(&state.hub, &update).await;
-    let published = state.hub.publish(update.clone());
-    if let Some(ack) = published.durable {
+    if let Some(ack) = state.hub.submit(update.clone()) {
         match ack.await {
             Ok(Ok(())) => {}
             Ok(Err(e @ WriteError::Encode(_))) => return Err(Refusal::new(500, format!("history write failed: {e}"))),

@@ -10,7 +10,8 @@
 //! starts while the listing is built is either listed or announced after `lastEventID` (or
 //! both): a client that lists, then subscribes from `lastEventID`, misses nothing. The walk
 //! copies the registry shard by shard and never takes the dispatch lock, so it does not stall
-//! publishing however many subscribers there are.
+//! publishing however many subscribers there are. In a cluster, the other nodes' subscriptions
+//! come from their mirrors in Redis (see `cluster::presence`), read after `lastEventID` too.
 
 use std::sync::Arc;
 
@@ -25,7 +26,7 @@ use crate::topic;
 use super::State;
 use super::response::{self, Refusal, Resp};
 
-pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> {
+pub async fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> {
     if !state.settings.subscriptions {
         return Err(Refusal::new(404, "not found"));
     }
@@ -57,7 +58,29 @@ pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> 
     };
 
     let last_event_id = state.hub.last_event_id().unwrap_or_else(|| "earliest".into());
+    // Other nodes' subscriptions (cluster), read after `lastEventID` like the registry.
+    let remote = match &state.cluster {
+        Some(c) => c
+            .remote_subscriptions()
+            .await
+            .map_err(|e| Refusal::new(503, format!("cannot list the cluster's subscriptions: {e}")))?,
+        None => Vec::new(),
+    };
     let mut found = Vec::new();
+    for doc in remote {
+        let (Some(iri), Some(topic), Some(subscriber)) =
+            (doc["id"].as_str(), doc["topic"].as_str(), doc["subscriber"].as_str())
+        else {
+            continue;
+        };
+        if subscriber_filter.is_some_and(|f| f != subscriber) || topic_filter.is_some_and(|f| f != topic) {
+            continue;
+        }
+        let iri: Box<str> = iri.into();
+        if topic::any_matches(&allowed, std::slice::from_ref(&iri)) {
+            found.push(doc);
+        }
+    }
     for sub in state.hub.registry().snapshot() {
         if subscriber_filter.is_some_and(|f| f != subscriptions::subscriber_id(&sub)) {
             continue;

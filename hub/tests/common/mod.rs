@@ -8,6 +8,7 @@
 //! - [`sse`]: an SSE client on top of it that yields events and comment lines.
 //! - [`tokens`]: JWT signing helpers (HMAC, and PEM keys generated with `openssl`).
 //! - [`raw`]: misbehaving clients (a subscriber that never reads) and big publishes.
+//! - [`redis`]: a private `redis-server` per test (cluster tests).
 //!
 //! Every wait is bounded: a test that does not get what it waits for fails with a message,
 //! it never hangs.
@@ -17,6 +18,7 @@
 
 pub mod http;
 pub mod raw;
+pub mod redis;
 pub mod sse;
 pub mod tokens;
 
