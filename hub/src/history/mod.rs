@@ -34,9 +34,9 @@
 //! can lose that interval.
 //!
 //! ## Other transports
-//! A multi-node transport (Redis) replaces the window's source of truth rather than its
-//! mirror: it would implement [`Persistence`] for durability and feed remote updates to
-//! `Hub::publish`; the window stays the replay cache.
+//! Several nodes (`cluster`, Redis) replace the window's source of truth rather than mirror it:
+//! the shared stream is the store, and the window is a cache of its tail, fed by the node's
+//! reader through `Hub::dispatch_remote` (no [`Persistence`] then).
 
 pub mod durable;
 pub mod spec;
