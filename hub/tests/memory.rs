@@ -98,8 +98,12 @@ fn peak_rss_kib(pid: u32) -> u64 {
 /// Runs the scenario on a hub with these extra directives; asserts the bounds and returns a
 /// one-line report.
 async fn stuck_consumers(transport: &str) -> String {
+    // `tcp_user_timeout 0s`: on a busy machine the publishes can take longer than the default
+    // 30 s, and the kernel would then reset the stuck connections (zero window) before their
+    // queues overflow; this test is about the queue bound, so only eviction may end them.
     let hub = HubProcess::with_directives(&format!(
-        "anonymous\nsubscriber_queue_bytes {QUEUE_BYTES}\nsubscriber_queue_events 1024\nshutdown_grace 1s\n{transport}"
+        "anonymous\nsubscriber_queue_bytes {QUEUE_BYTES}\nsubscriber_queue_events 1024\nshutdown_grace 1s\n\
+         tcp_user_timeout 0s\n{transport}"
     ));
     let addr = hub.addr();
     let token = publisher_token(&["*"]);
