@@ -124,11 +124,17 @@ pub fn write(out: &Path, ctx: &Context, points: &[Point]) -> Result<(), String> 
     let mut md = String::new();
     let _ = writeln!(md, "# Capacity sweep, {}\n", ctx.date);
     if ctx.nodes > 1 {
+        // How publishes were spread, as the runs recorded it.
+        let spread = points
+            .iter()
+            .find_map(|p| p.report.as_ref().ok().map(|r| r.config.publish_spread.clone()))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "round-robin".into());
         let _ = writeln!(
             md,
             "**{} hub nodes** per point, sharing one Redis stream (a fresh `redis-server` and \
              stream name per point, no persistence): subscriber i on node i mod {}, publishes \
-             alternating nodes (`--publish-spread`); every number below is the sum over the \
+             spread `{spread}` (`--publish-spread`); every number below is the sum over the \
              nodes, and each point's JSON has them per node (`nodes[]`, `hub.processes[]`).\n",
             ctx.nodes, ctx.nodes
         );
