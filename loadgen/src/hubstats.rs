@@ -133,7 +133,15 @@ pub async fn sample_each(srcs: &[Source]) -> (Option<Sample>, Vec<Option<Sample>
     for src in srcs {
         each.push(sample(src).await);
     }
-    let sum = each.iter().try_fold(Sample::default(), |acc, s| {
+    (sum(each.iter().copied()), each)
+}
+
+/// The sum of several processes' samples (`t_s` 0); `None` if any is missing or there
+/// are none.
+pub fn sum(samples: impl IntoIterator<Item = Option<Sample>>) -> Option<Sample> {
+    let mut any = false;
+    let total = samples.into_iter().try_fold(Sample::default(), |acc, s| {
+        any = true;
         s.map(|s| Sample {
             t_s: 0.0,
             rss_bytes: acc.rss_bytes + s.rss_bytes,
@@ -141,7 +149,7 @@ pub async fn sample_each(srcs: &[Source]) -> (Option<Sample>, Vec<Option<Sample>
             fds: acc.fds + s.fds,
         })
     });
-    (sum.filter(|_| !srcs.is_empty()), each)
+    total.filter(|_| any)
 }
 
 impl HubStats {
@@ -225,6 +233,7 @@ mod tests {
         // A process that is gone makes the tick's sum absent, not smaller.
         let (sum, each) = sample_each(&[Source::Pid(me), Source::Pid(u32::MAX)]).await;
         assert!(sum.is_none() && each[0].is_some() && each[1].is_none());
+        assert_eq!(super::sum([]), None, "no process, no sum");
         let s = |t: f64, rss: u64| Sample { t_s: t, rss_bytes: rss, cpu_s: t, fds: 1 };
         let h = HubStats::from_processes(
             &[Source::Pid(1), Source::Pid(2)],

@@ -552,18 +552,7 @@ async fn take(
     churn: &[u64],
     scraped: Vec<Option<BTreeMap<String, f64>>>,
 ) -> SoakSample {
-    let proc = if cfg.pids.is_empty() {
-        None
-    } else {
-        cfg.pids.iter().map(|&pid| hubstats::sample_pid(pid)).try_fold(hubstats::Sample::default(), |a, s| {
-            s.map(|s| hubstats::Sample {
-                t_s: 0.0,
-                rss_bytes: a.rss_bytes + s.rss_bytes,
-                cpu_s: a.cpu_s + s.cpu_s,
-                fds: a.fds + s.fds,
-            })
-        })
-    };
+    let proc = hubstats::sum(cfg.pids.iter().map(|&pid| hubstats::sample_pid(pid)));
     let truth = Truth::from_progress(p, churn.first().copied().unwrap_or(0));
     let mut band = truth.subscribers_band();
     let mut groups = Vec::new();
