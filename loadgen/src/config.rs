@@ -39,9 +39,17 @@ fn parse_bool(s: &str) -> Result<bool, String> {
 /// `mercure-loadgen run`: one load run against one hub.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Full hub URL, as in the Gatling test.
-    #[arg(long, env = "HUB_URL", default_value = "http://127.0.0.1:3000/.well-known/mercure")]
-    pub hub_url: String,
+    /// Full hub URL, as in the Gatling test. Several (repeat the flag, or separate with
+    /// commas) for the nodes of a multi-node hub: subscriber g talks to node g mod N,
+    /// publishes follow --publish-spread (see loadgen/README.md).
+    #[arg(long, env = "HUB_URL", value_delimiter = ',', default_value = "http://127.0.0.1:3000/.well-known/mercure")]
+    pub hub_url: Vec<String>,
+
+    /// With several hub URLs: which node a publish goes to. `round-robin`: publish s on
+    /// topic k to node (k + s) mod N, so consecutive publishes of a topic alternate
+    /// nodes; `topic`: every publish on topic k to node k mod N.
+    #[arg(long, value_enum, default_value_t = crate::nodes::PublishSpread::RoundRobin)]
+    pub publish_spread: crate::nodes::PublishSpread,
 
     /// Publisher JWT; minted from --jwt-key when absent.
     #[arg(long, env = "JWT", hide_env_values = true)]
@@ -214,13 +222,15 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 2)]
     pub source_base: u8,
 
-    /// Hub process id, to sample RSS, CPU and fds from /proc.
-    #[arg(long)]
-    pub hub_pid: Option<u32>,
+    /// Hub process id, to sample RSS, CPU and fds from /proc. Several (repeat, or
+    /// comma-separated) for a multi-node hub: the report sums them and lists each.
+    #[arg(long, value_delimiter = ',')]
+    pub hub_pid: Vec<u32>,
 
-    /// Hub Prometheus metrics URL, sampled when --hub-pid is not given.
-    #[arg(long)]
-    pub hub_metrics_url: Option<String>,
+    /// Hub Prometheus metrics URL, sampled when --hub-pid is not given. Several like
+    /// --hub-pid.
+    #[arg(long, value_delimiter = ',')]
+    pub hub_metrics_url: Vec<String>,
 
     /// JSON report path; goose's reports go beside it (`*.goose.html`, `*.goose.json`).
     #[arg(long, default_value = "loadgen-report.json")]
@@ -285,10 +295,12 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 10.0)]
     pub sample_every: f64,
 
-    /// The hub's Prometheus metrics, for its gauges (default: the hub URL's origin +
-    /// `/metrics`).
-    #[arg(long)]
-    pub hub_gauges_url: Option<String>,
+    /// The hub's Prometheus metrics, for its gauges (default: each hub URL's origin +
+    /// `/metrics`). With several hub URLs: one (a hub serving every URL) or one per URL.
+    /// Nodes with the same gauges URL are one hub, checked against their subscribers
+    /// together.
+    #[arg(long, value_delimiter = ',')]
+    pub hub_gauges_url: Vec<String>,
 
     /// Soak warm-up, seconds of the publish phase not used for the RSS drift check
     /// (default: a sixth of the publish duration).
@@ -307,6 +319,11 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// The hub URLs (nodes), in order; never empty after parsing (clap's default).
+    pub fn hub_urls(&self) -> Vec<String> {
+        crate::nodes::split_urls(&self.hub_url)
+    }
+
     /// Publish duration, seconds.
     pub fn publish_seconds(&self) -> f64 {
         self.duration.unwrap_or(self.injection_duration + self.connection_duration).max(0.0)
@@ -361,6 +378,17 @@ mod tests {
         // Private updates: subscribers fall back to JWT, in a header.
         let c = t.run.subscriber_credentials().ok().flatten();
         assert_eq!(c, Some(("PUB".to_string(), AuthVia::Header)));
+    }
+
+    #[test]
+    fn several_hub_urls_repeated_or_comma_separated() {
+        let one = T::parse_from(["x", "--hub-url", "http://a:1/m"]);
+        assert_eq!(one.run.hub_urls(), ["http://a:1/m"]);
+        let t = T::parse_from(["x", "--hub-url", "http://a:1/m,http://b:2/m", "--hub-url", "http://a:1/m"]);
+        assert_eq!(t.run.hub_urls(), ["http://a:1/m", "http://b:2/m", "http://a:1/m"]);
+        let p = T::parse_from(["x", "--hub-pid", "10,11", "--hub-pid", "12"]);
+        assert_eq!(p.run.hub_pid, [10, 11, 12]);
+        assert_eq!(p.run.publish_spread, crate::nodes::PublishSpread::RoundRobin);
     }
 
     #[test]

@@ -5,6 +5,12 @@
 //! `process_resident_memory_bytes`, `process_cpu_seconds_total`, `process_open_fds`).
 //! `/proc` CPU times are in clock ticks of `USER_HZ`, which is 100 on every Linux ABI
 //! we run on. A failed sample is skipped, not fatal: the hub may be gone.
+//!
+//! Several hub processes (a multi-node hub, `--hub-pid` or `--hub-metrics-url` given more
+//! than once): every tick samples each of them; the report's series is their **sum**,
+//! taken only at ticks where every process answered (a sum that silently left one out
+//! would look like a drop in RSS), and each process also gets its own summary in
+//! `processes[]`, in the order given.
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -114,9 +120,65 @@ pub struct HubStats {
     pub fds_max: u64,
     /// Every sample.
     pub samples: Vec<Sample>,
+    /// With several hub processes: each one's own summary, in the order given (`samples`
+    /// above are then their sums, and `pid` is absent). Empty for one process.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processes: Vec<HubStats>,
+}
+
+/// Samples every source once: their sum (`None` unless every source answered) and each
+/// one's own sample.
+pub async fn sample_each(srcs: &[Source]) -> (Option<Sample>, Vec<Option<Sample>>) {
+    let mut each = Vec::with_capacity(srcs.len());
+    for src in srcs {
+        each.push(sample(src).await);
+    }
+    (sum(each.iter().copied()), each)
+}
+
+/// The sum of several processes' samples (`t_s` 0); `None` if any is missing or there
+/// are none.
+pub fn sum(samples: impl IntoIterator<Item = Option<Sample>>) -> Option<Sample> {
+    let mut any = false;
+    let total = samples.into_iter().try_fold(Sample::default(), |acc, s| {
+        any = true;
+        s.map(|s| Sample {
+            t_s: 0.0,
+            rss_bytes: acc.rss_bytes + s.rss_bytes,
+            cpu_s: acc.cpu_s + s.cpu_s,
+            fds: acc.fds + s.fds,
+        })
+    });
+    total.filter(|_| any)
 }
 
 impl HubStats {
+    /// Summarizes several processes: `sum` is the summed series, `each[i]` source `i`'s
+    /// own, `peaks[i]` the connections it held at most (0 when unknown, which makes its
+    /// `rss_per_subscriber_bytes` 0). One source gives exactly [`HubStats::from_samples`].
+    pub fn from_processes(
+        sources: &[Source],
+        sum: Vec<Sample>,
+        each: Vec<Vec<Sample>>,
+        peak_held: u64,
+        peaks: &[u64],
+        publish_window: (f64, f64),
+    ) -> Option<Self> {
+        let first = sources.first()?;
+        if sources.len() == 1 {
+            return Some(Self::from_samples(first, sum, peak_held, publish_window));
+        }
+        let mut total = Self::from_samples(first, sum, peak_held, publish_window);
+        total.pid = None;
+        total.processes = sources
+            .iter()
+            .zip(each)
+            .enumerate()
+            .map(|(i, (src, v))| Self::from_samples(src, v, peaks.get(i).copied().unwrap_or(0), publish_window))
+            .collect();
+        Some(total)
+    }
+
     /// Summarizes samples; `publish_window` is `[from, to]` in run seconds.
     pub fn from_samples(source: &Source, samples: Vec<Sample>, peak_held: u64, publish_window: (f64, f64)) -> Self {
         let first = samples.first().copied().unwrap_or_default();
@@ -145,6 +207,7 @@ impl HubStats {
             cpu_seconds_publishing: (cpu_at(publish_window.1) - cpu_at(publish_window.0)).max(0.0),
             fds_max: samples.iter().map(|s| s.fds).max().unwrap_or(0),
             samples,
+            processes: Vec::new(),
         }
     }
 }
@@ -159,6 +222,32 @@ mod tests {
         let s = parse_metrics(t);
         assert_eq!(s, Some(Sample { t_s: 0.0, rss_bytes: 12_000_000, cpu_s: 3.5, fds: 42 }));
         assert_eq!(parse_metrics("nothing 1"), None);
+    }
+
+    #[tokio::test]
+    async fn several_processes_are_summed_only_when_all_answer() {
+        let me = std::process::id();
+        let (sum, each) = sample_each(&[Source::Pid(me), Source::Pid(me)]).await;
+        let (Some(sum), [Some(a), Some(_)]) = (sum, each.as_slice()) else { panic!("no sample of ourselves") };
+        assert!(sum.rss_bytes >= a.rss_bytes && sum.fds + 4 >= 2 * a.fds, "{sum:?} vs {a:?}");
+        // A process that is gone makes the tick's sum absent, not smaller.
+        let (sum, each) = sample_each(&[Source::Pid(me), Source::Pid(u32::MAX)]).await;
+        assert!(sum.is_none() && each[0].is_some() && each[1].is_none());
+        assert_eq!(super::sum([]), None, "no process, no sum");
+        let s = |t: f64, rss: u64| Sample { t_s: t, rss_bytes: rss, cpu_s: t, fds: 1 };
+        let h = HubStats::from_processes(
+            &[Source::Pid(1), Source::Pid(2)],
+            vec![s(0.0, 20), s(1.0, 40)],
+            vec![vec![s(0.0, 10), s(1.0, 30)], vec![s(0.0, 10), s(1.0, 10)]],
+            10,
+            &[5, 5],
+            (0.0, 1.0),
+        );
+        let h = h.unwrap_or_default();
+        assert_eq!((h.pid, h.rss_max_bytes, h.processes.len()), (None, 40, 2));
+        assert_eq!(h.processes[0].pid, Some(1));
+        assert_eq!(h.processes[0].rss_per_subscriber_bytes, 4.0);
+        assert_eq!(h.processes[1].rss_max_bytes, 10);
     }
 
     #[test]

@@ -8,6 +8,8 @@
 //!
 //! # Layout
 //! - [`config`]: CLI flags and the upstream Gatling test's environment variables.
+//! - [`nodes`]: several hub nodes in one run (multi-node hubs): who talks to which node,
+//!   per-node counts.
 //! - [`run`]: the coordinator of one run (phases, Ctrl-C, report).
 //! - [`publisher`]: goose users publishing on an open-model [`schedule`], Zipf
 //!   [`topics`], with the publish log.
@@ -38,6 +40,7 @@ pub mod histo;
 pub mod http;
 pub mod hubstats;
 pub mod jwt;
+pub mod nodes;
 pub mod payload;
 pub mod progress;
 pub mod publisher;

@@ -14,6 +14,10 @@
 //! [`crate::accounting`]). The cost: one topic carries at most one publish per round
 //! trip (thousands per second on loopback), which `publish.lag_ms` in the report shows.
 //!
+//! Several hub nodes: each publish goes to the node [`crate::nodes::publish_node`] picks
+//! from its topic and sequence number (`--publish-spread`); the serialization above is
+//! per topic, across nodes, which is what keeps the ordering check meaningful there.
+//!
 //! When the last scheduled publish is done the transaction triggers goose's killswitch,
 //! so the goose run ends with the schedule and writes its report.
 
@@ -33,8 +37,10 @@ use tokio::time::Instant;
 /// Static description of what to publish.
 #[derive(Debug, Clone)]
 pub struct PublishSpec {
-    /// Full hub URL.
-    pub hub_url: String,
+    /// Full hub URLs, one per node (at least one).
+    pub hub_urls: Vec<String>,
+    /// Which node each publish goes to.
+    pub spread: crate::nodes::PublishSpread,
     /// Publisher JWT.
     pub jwt: String,
     /// Send `private=on`.
@@ -77,6 +83,8 @@ pub struct Publisher {
     pub rejected: AtomicU64,
     /// No answer.
     pub unknown: AtomicU64,
+    /// Per node (index = position in `hub_urls`): publishes sent, and accepted.
+    per_node: Vec<(AtomicU64, AtomicU64)>,
     /// POST round trip (µs) and schedule lag (µs). std `Mutex`: a record per publish,
     /// never held across `.await`.
     hists: Mutex<(Histogram<u64>, Histogram<u64>)>,
@@ -103,6 +111,7 @@ impl Publisher {
             accepted: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             unknown: AtomicU64::new(0),
+            per_node: (0..spec.hub_urls.len().max(1)).map(|_| (AtomicU64::new(0), AtomicU64::new(0))).collect(),
             hists: Mutex::new((histo::new(), histo::new())),
             spec,
         })
@@ -126,6 +135,11 @@ impl Publisher {
     /// Publishes finished so far.
     pub fn finished(&self) -> u64 {
         self.done.load(Ordering::Relaxed)
+    }
+
+    /// Per node: `(sent, accepted)` publishes.
+    pub fn per_node(&self) -> Vec<(u64, u64)> {
+        self.per_node.iter().map(|(s, a)| (s.load(Ordering::Relaxed), a.load(Ordering::Relaxed))).collect()
     }
 
     /// POST round-trip and schedule-lag histograms (µs).
@@ -176,6 +190,13 @@ impl Publisher {
         };
         let mut log = lock.lock().await;
         let seq = log.len() as u64;
+        let node = crate::nodes::publish_node(self.spec.spread, k, seq, self.spec.hub_urls.len());
+        let (Some(url), Some(counts)) = (self.spec.hub_urls.get(node), self.per_node.get(node)) else {
+            drop(log);
+            self.finish_one();
+            return Ok(());
+        };
+        counts.0.fetch_add(1, Ordering::Relaxed);
         let start = now_ns();
         let lag_us = Instant::now().saturating_duration_since(origin + due).as_micros() as u64;
         let data = payload::encode(&self.spec.run_id, k, seq, start, self.spec.payload_size);
@@ -190,7 +211,7 @@ impl Publisher {
             }
             form.finish()
         };
-        let sent = user.get_request_builder(&GooseMethod::Post, &self.spec.hub_url).map(|rb| {
+        let sent = user.get_request_builder(&GooseMethod::Post, url).map(|rb| {
             rb.header("authorization", format!("Bearer {}", self.spec.jwt))
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(body)
@@ -200,7 +221,7 @@ impl Publisher {
             Ok(rb) => {
                 let req = GooseRequest::builder()
                     .method(GooseMethod::Post)
-                    .path(self.spec.hub_url.as_str())
+                    .path(url.as_str())
                     .name("publish")
                     .expect_status_code(200)
                     .set_request_builder(rb)
@@ -220,6 +241,9 @@ impl Publisher {
         let ack = now_ns();
         log.push(start, ack, outcome);
         drop(log);
+        if outcome == Outcome::Accepted {
+            counts.1.fetch_add(1, Ordering::Relaxed);
+        }
         match outcome {
             Outcome::Accepted => &self.accepted,
             Outcome::Rejected => &self.rejected,

@@ -54,6 +54,10 @@ pub struct Report {
     /// decides the exit code.
     #[serde(default)]
     pub soak: Option<crate::soak::SoakReport>,
+    /// Per hub node, in `--hub-url` order (one entry for a single hub; added in v1.3,
+    /// absent in older reports): subscribers held and deliveries through each.
+    #[serde(default)]
+    pub nodes: Vec<crate::nodes::NodeReport>,
 }
 
 /// The loadgen's own CPU: when it is near the machine's cores, latency and throughput
@@ -73,8 +77,14 @@ pub struct LoadgenCpu {
 /// The run's configuration, echoed.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ConfigEcho {
-    /// Hub URL.
+    /// Hub URL (the first node's, with several).
     pub hub_url: String,
+    /// Every hub URL (node), in order (added in v1.3).
+    #[serde(default)]
+    pub hub_urls: Vec<String>,
+    /// Which node each publish went to, `round-robin` or `topic` (added in v1.3).
+    #[serde(default)]
+    pub publish_spread: String,
     /// Topics.
     pub topics: u32,
     /// Zipf exponent.
@@ -260,7 +270,16 @@ impl Report {
             self.run_id,
             if self.interrupted { " (INTERRUPTED)" } else { "" }
         );
-        let _ = writeln!(s, "hub          {}", self.config.hub_url);
+        if self.config.hub_urls.len() > 1 {
+            let _ = writeln!(
+                s,
+                "hub          {} nodes, publishes spread {}",
+                self.config.hub_urls.len(),
+                self.config.publish_spread
+            );
+        } else {
+            let _ = writeln!(s, "hub          {}", self.config.hub_url);
+        }
         let _ = writeln!(
             s,
             "connections  requested {}  held {} (initial {}/{})  at stop {}  errors {}  never connected {}",
@@ -344,6 +363,34 @@ impl Report {
                 l.workers,
                 mib(l.workers_rss_max_bytes),
                 l.coordinator_cpu_s
+            );
+        }
+        if self.nodes.len() > 1 {
+            for (i, nd) in self.nodes.iter().enumerate() {
+                let _ = writeln!(
+                    s,
+                    "node {i:<7} {}  held {} (initial {}/{})  published {}/{}  delivered {}/{}  lost {}",
+                    nd.url,
+                    n(nd.peak_held),
+                    n(nd.initial_held),
+                    n(nd.requested),
+                    n(nd.publishes_accepted),
+                    n(nd.publishes_sent),
+                    n(nd.delivery.delivered),
+                    n(nd.delivery.expected),
+                    n(nd.delivery.lost)
+                );
+            }
+        }
+        for (i, h) in self.hub.iter().flat_map(|h| h.processes.iter()).enumerate() {
+            let _ = writeln!(
+                s,
+                "hub proc {i:<3} {}RSS {} → max {}  CPU {:.1} s  fds max {}",
+                h.pid.map_or_else(String::new, |p| format!("pid {p}  ")),
+                mib(h.rss_start_bytes),
+                mib(h.rss_max_bytes),
+                h.cpu_seconds,
+                n(h.fds_max)
             );
         }
         let v = &self.verdict;

@@ -9,12 +9,19 @@
 //! Ctrl-C at any point stops publishing (goose's killswitch), skips to settle and
 //! `Stop`, and still writes the report, marked `interrupted`. A second Ctrl-C exits at
 //! once (handled in `main`).
+//!
+//! Several hub URLs (a multi-node hub, see [`crate::nodes`]): each is resolved here, the
+//! workers get them all and connect subscriber `g` to node `g mod N`, the publisher
+//! spreads publishes by `--publish-spread`, and the report adds `nodes[]` (held and
+//! delivered per node) to totals that stay what they were: the accounting is per
+//! session and never looks at nodes.
 
 use crate::accounting::Tally;
 use crate::clock::now_ns;
 use crate::config::RunArgs;
 use crate::histo;
 use crate::hubstats::{self, HubStats, Sample, Source};
+use crate::nodes::NodeAddr;
 use crate::publisher::{PublishSpec, Publisher};
 use crate::report::{ConfigEcho, Connections, Delivery, LoadgenCpu, Phases, Publish, Report, SCHEMA, Verdict};
 use crate::schedule::Ramp;
@@ -43,19 +50,29 @@ struct GooseCli {
 pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Report, String> {
     let t_start = Instant::now();
     let started_at_unix_ms = now_ns() / 1_000_000;
-    let uri: hyper::Uri = args.hub_url.parse().map_err(|e| format!("bad HUB_URL {}: {e}", args.hub_url))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(format!(
-            "the subscriber swarm speaks plain http:// only (got {}); point it at the hub's \
-             internal http port or a TLS-terminating proxy's backend",
-            args.hub_url
-        ));
+    let hub_urls = args.hub_urls();
+    let mut nodes: Vec<NodeAddr> = Vec::with_capacity(hub_urls.len());
+    let mut origins: Vec<String> = Vec::with_capacity(hub_urls.len());
+    for url in &hub_urls {
+        let (addr, origin) = node_addr(url).await?;
+        nodes.push(addr);
+        origins.push(origin);
     }
-    let authority = uri.authority().ok_or("HUB_URL has no host")?.clone();
-    let port = authority.port_u16().unwrap_or(80);
-    let target = resolve(authority.host(), port).await?;
-    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
-    let origin = format!("http://{authority}");
+    let Some(origin) = origins.first().cloned() else {
+        return Err("no hub URL (--hub-url / HUB_URL)".into());
+    };
+    // Soak mode: which hub's gauges to hold against which nodes' subscribers.
+    let gauges = match &args.timeseries {
+        Some(_) => crate::soak::gauge_groups(
+            &if args.hub_gauges_url.is_empty() {
+                origins.iter().map(|o| format!("{o}/metrics")).collect::<Vec<_>>()
+            } else {
+                args.hub_gauges_url.clone()
+            },
+            nodes.len(),
+        )?,
+        None => Vec::new(),
+    };
 
     let seed = args.seed.unwrap_or_else(now_ns);
     let run_id = format!("{:08x}", crate::topics::uniform_from(seed, 17).to_bits() as u32);
@@ -80,38 +97,48 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
             need.max(if total_subs >= 2000 { 2 } else { 1 })
         })
         .max(1);
-    let sources = source_addrs(&args.source_addrs, target, workers, args.source_base)?;
+    let targets: Vec<SocketAddr> = nodes.iter().map(|n| n.target).collect();
+    let sources = source_addrs(&args.source_addrs, &targets, workers, args.source_base)?;
 
-    // Hub sampler: baseline first, then every second until told to stop.
-    let hub_source = match (args.hub_pid, &args.hub_metrics_url) {
-        (Some(pid), _) => Some(Source::Pid(pid)),
-        (None, Some(url)) => Some(Source::Metrics(url.clone())),
-        _ => None,
+    // Hub sampler: baseline first, then every second until told to stop. Several hub
+    // processes: their sum (ticks where all answered) and each one's own series.
+    let hub_sources: Vec<Source> = if args.hub_pid.is_empty() {
+        args.hub_metrics_url.iter().map(|u| Source::Metrics(u.clone())).collect()
+    } else {
+        args.hub_pid.iter().map(|&p| Source::Pid(p)).collect()
     };
-    let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
+    type Series = (Vec<Sample>, Vec<Vec<Sample>>);
+    let samples: Arc<Mutex<Series>> = Arc::new(Mutex::new((Vec::new(), vec![Vec::new(); hub_sources.len()])));
     let (sampler_stop_tx, sampler_stop) = watch::channel(false);
-    let sampler = hub_source.clone().map(|src| {
+    let sampler = (!hub_sources.is_empty()).then(|| {
         let samples = samples.clone();
+        let srcs = hub_sources.clone();
         let mut halt = sampler_stop.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
+            let mut last = false;
             loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = halt.wait_for(|s| *s) => break,
-                }
-                if let Some(mut s) = hubstats::sample(&src).await {
-                    s.t_s = t_start.elapsed().as_secs_f64();
-                    if let Ok(mut v) = samples.lock() {
-                        v.push(s);
+                if !last {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        _ = halt.wait_for(|s| *s) => last = true,
                     }
                 }
-            }
-            // Final sample.
-            if let Some(mut s) = hubstats::sample(&src).await {
-                s.t_s = t_start.elapsed().as_secs_f64();
+                let (sum, each) = hubstats::sample_each(&srcs).await;
+                let t_s = t_start.elapsed().as_secs_f64();
                 if let Ok(mut v) = samples.lock() {
-                    v.push(s);
+                    if let Some(s) = sum {
+                        v.0.push(Sample { t_s, ..s });
+                    }
+                    for (series, s) in v.1.iter_mut().zip(each) {
+                        if let Some(s) = s {
+                            series.push(Sample { t_s, ..s });
+                        }
+                    }
+                }
+                // The one after the stop signal is the final sample.
+                if last {
+                    break;
                 }
             }
         })
@@ -128,9 +155,7 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
         let cfg = SwarmConfig {
             worker: w,
             workers,
-            target,
-            host_header: authority.to_string(),
-            path: path.clone(),
+            nodes: nodes.clone(),
             source_addr: sources.get(w as usize).copied().flatten(),
             run_id: run_id.clone(),
             topics: topics.clone(),
@@ -176,7 +201,8 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
     }
 
     let publisher = Publisher::new(PublishSpec {
-        hub_url: args.hub_url.clone(),
+        hub_urls: hub_urls.clone(),
+        spread: args.publish_spread,
         jwt: pub_jwt,
         private: args.private_updates,
         payload_size: args.payload_size,
@@ -207,8 +233,8 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
             crate::soak::SamplerConfig {
                 path: path.clone(),
                 every: Duration::from_secs_f64(args.sample_every.max(0.5)),
-                metrics_url: args.hub_gauges_url.clone().unwrap_or_else(|| format!("{origin}/metrics")),
-                pid: args.hub_pid,
+                gauges: gauges.clone(),
+                pids: args.hub_pid.clone(),
                 // Publishers' keep-alive connections (goose may open a second one per
                 // user on a timeout) and the scrape itself.
                 extra_connections: 2 * args.publishers as u64 + 2,
@@ -247,6 +273,7 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
     let connect_s = t_start.elapsed().as_secs_f64();
     let at_start = aggregate(&handles);
     let initial_held = at_start.held;
+    let initial_held_per_node: Vec<u64> = at_start.nodes.iter().map(|c| c.held).collect();
     let initial_connected = at_start.initial_connected;
 
     // Phase 2: publish.
@@ -312,7 +339,8 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
             _ = stop.wait_for(|s| *s) => {}
         }
     }
-    let held_at_stop = aggregate(&handles).held;
+    let at_stop = aggregate(&handles);
+    let held_at_stop = at_stop.held;
     set_phase("closing");
     for h in &mut handles {
         let _ = h.send(&Control::Stop).await;
@@ -365,6 +393,8 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
     };
     let (mut events, mut foreign, mut replayed) = (0, 0, 0);
     let mut soak_counts = crate::swarm::Progress::default();
+    let mut node_counts: Vec<crate::nodes::NodeCounters> = Vec::new();
+    let mut node_tallies = vec![Tally::default(); nodes.len()];
     let mut missing = Vec::new();
     for (i, h) in handles.iter().enumerate() {
         let v = h.view();
@@ -373,6 +403,10 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
             continue;
         };
         tally.add(&f.tally);
+        for (t, ft) in node_tallies.iter_mut().zip(&f.node_tallies) {
+            t.add(ft);
+        }
+        crate::nodes::add_all(&mut node_counts, &f.progress.nodes);
         if let Some(wh) = histo::from_hex(&f.progress.hist) {
             let _ = hist.add(&wh);
         }
@@ -421,7 +455,8 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
             };
             let first = samples.iter().find(|s| !s.metrics.is_empty());
             let last = samples.iter().rev().find(|s| !s.metrics.is_empty());
-            let fin = samples.last().filter(|s| s.phase == "settled");
+            let (final_subscribers, final_connections) =
+                samples.last().filter(|s| s.phase == "settled").map_or((None, None), |s| s.final_gauges());
             let warmup_s = args.warmup.unwrap_or(publish_s / 6.0).max(0.0);
             let mut r = crate::soak::judge(
                 &samples,
@@ -435,8 +470,8 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
                     stuck_reset: soak_counts.stuck_reset,
                     stuck_not_evicted: soak_counts.stuck_not_evicted,
                     hub_evictions: evictions(last) - evictions(first),
-                    final_subscribers: fin.and_then(|s| s.metric("mercure_subscribers")),
-                    final_connections: fin.and_then(|s| s.metric("mercure_connections")),
+                    final_subscribers,
+                    final_connections,
                 },
             );
             r.timeseries = path.display().to_string();
@@ -462,16 +497,48 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
     let (resp_h, lag_h) = publisher.histograms();
     let accepted = publisher.accepted.load(std::sync::atomic::Ordering::Relaxed);
     let latency = histo::summary(&hist);
-    let hub = hub_source.as_ref().map(|src| {
-        let v = samples.lock().map(|v| v.clone()).unwrap_or_default();
-        if v.is_empty() {
-            eprintln!(
-                "warning: no hub resource sample was taken from {src:?} (for a metrics URL: it \
-                 must expose process_resident_memory_bytes, process_cpu_seconds_total, process_open_fds)"
-            );
-        }
-        HubStats::from_samples(src, v, conns.peak_held, (pub_window_start, pub_window_end))
-    });
+    let (sum_samples, each_samples) = samples.lock().map(|v| v.clone()).unwrap_or_default();
+    if !hub_sources.is_empty() && sum_samples.is_empty() {
+        eprintln!(
+            "warning: no hub resource sample was taken from {hub_sources:?} (for a metrics URL: it \
+             must expose process_resident_memory_bytes, process_cpu_seconds_total, process_open_fds)"
+        );
+    }
+    // A process's own RSS per subscriber needs its node's peak: known when there is one
+    // process per node, in the same order.
+    let peaks: Vec<u64> =
+        if hub_sources.len() == nodes.len() { node_counts.iter().map(|c| c.peak_held).collect() } else { Vec::new() };
+    let hub = HubStats::from_processes(
+        &hub_sources,
+        sum_samples,
+        each_samples,
+        conns.peak_held,
+        &peaks,
+        (pub_window_start, pub_window_end),
+    );
+    let per_node_pub = publisher.per_node();
+    let node_reports: Vec<crate::nodes::NodeReport> = hub_urls
+        .iter()
+        .enumerate()
+        .map(|(i, url)| {
+            let c = node_counts.get(i).cloned().unwrap_or_default();
+            let (sent, accepted) = per_node_pub.get(i).copied().unwrap_or_default();
+            crate::nodes::NodeReport {
+                url: url.clone(),
+                requested: crate::nodes::subscribers_on(i, total_subs, nodes.len()),
+                initial_held: initial_held_per_node.get(i).copied().unwrap_or(0),
+                peak_held: c.peak_held,
+                held_at_stop: at_stop.nodes.get(i).map_or(0, |c| c.held),
+                attempts: c.connect_attempts,
+                errors: c.connect_errors,
+                server_drops: c.drops,
+                publishes_sent: sent,
+                publishes_accepted: accepted,
+                delivery: node_tallies.get(i).copied().unwrap_or_default(),
+                events_received: c.events,
+            }
+        })
+        .collect();
     let zero_loss = tally.lost == 0;
     let p99_ok = latency.count > 0 && latency.p99 < args.slo_ms;
     // Connect errors that a retry recovered from are reported, not failed on: what
@@ -488,7 +555,9 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
         started_at_unix_ms,
         interrupted: *stop.borrow(),
         config: ConfigEcho {
-            hub_url: args.hub_url.clone(),
+            hub_url: first_url(&hub_urls),
+            hub_urls: hub_urls.clone(),
+            publish_spread: args.publish_spread.as_str().into(),
             topics: topics.count,
             zipf_s: args.zipf_s,
             selector: format!("{:?}", args.selector).to_lowercase(),
@@ -552,6 +621,7 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
         goose_reports,
         loadgen: Some(loadgen_cpu),
         soak,
+        nodes: node_reports,
     };
     write_report(&args.report, &report)?;
     Ok(report)
@@ -573,6 +643,27 @@ fn strip_json(p: &Path) -> PathBuf {
     }
 }
 
+/// The first hub URL (what `config.hub_url` has always held).
+fn first_url(urls: &[String]) -> String {
+    urls.first().cloned().unwrap_or_default()
+}
+
+/// Parses and resolves one hub URL: where workers connect, and its origin.
+async fn node_addr(url: &str) -> Result<(NodeAddr, String), String> {
+    let uri: hyper::Uri = url.parse().map_err(|e| format!("bad HUB_URL {url}: {e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(format!(
+            "the subscriber swarm speaks plain http:// only (got {url}); point it at the hub's \
+             internal http port or a TLS-terminating proxy's backend"
+        ));
+    }
+    let authority = uri.authority().ok_or_else(|| format!("HUB_URL has no host: {url}"))?.clone();
+    let port = authority.port_u16().unwrap_or(80);
+    let target = resolve(authority.host(), port).await?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    Ok((NodeAddr { target, host_header: authority.to_string(), path }, format!("http://{authority}")))
+}
+
 async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let addrs: Vec<SocketAddr> =
@@ -580,18 +671,20 @@ async fn resolve(host: &str, port: u16) -> Result<SocketAddr, String> {
     addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied().ok_or_else(|| format!("{host} resolves to nothing"))
 }
 
-/// Source address per worker (`None`: let the system choose).
-fn source_addrs(spec: &str, target: SocketAddr, workers: u32, base: u8) -> Result<Vec<Option<IpAddr>>, String> {
+/// Source address per worker (`None`: let the system choose). `auto` binds loopback
+/// addresses only when every hub node is on IPv4 loopback.
+fn source_addrs(spec: &str, targets: &[SocketAddr], workers: u32, base: u8) -> Result<Vec<Option<IpAddr>>, String> {
+    let all_loopback_v4 =
+        !targets.is_empty() && targets.iter().all(|t| matches!(t.ip(), IpAddr::V4(v4) if v4.is_loopback()));
     match spec {
         "none" => Ok(vec![None; workers as usize]),
         "auto" => Ok((0..workers)
-            .map(|w| match target.ip() {
-                IpAddr::V4(v4) if v4.is_loopback() => {
+            .map(|w| {
+                all_loopback_v4.then(|| {
                     // 127.0.0.base+w within 2..=254, wrapping: each holds ~28k source ports.
                     let base = u32::from(base.clamp(2, 254)) - 2;
-                    Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + ((base + w) % 253) as u8)))
-                }
-                _ => None,
+                    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + ((base + w) % 253) as u8))
+                })
             })
             .collect()),
         list => {
@@ -622,6 +715,7 @@ pub fn aggregate(handles: &[WorkerHandle]) -> Progress {
         a.events += p.events;
         a.foreign += p.foreign;
         a.replayed += p.replayed;
+        crate::nodes::add_all(&mut a.nodes, &p.nodes);
     }
     a
 }

@@ -16,7 +16,10 @@
 //! stuck consumer counts as open (`stuck_open`) from its connection attempt until we
 //! have closed it, an upper bound of the hub's view of it (the hub may have evicted it
 //! earlier).
+//!
+//! With several hub nodes stuck consumer `k` talks to node `k mod N`, like subscribers.
 
+use crate::nodes::NodeAddr;
 use crate::swarm::Shard;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -46,22 +49,29 @@ pub struct StuckConfig {
 }
 
 /// Runs stuck consumer `k` from `start_at` until the run stops.
-pub async fn run(shard: Rc<Shard>, _k: u64, start_at: Instant, cfg: StuckConfig) {
+pub async fn run(shard: Rc<Shard>, k: u64, start_at: Instant, cfg: StuckConfig) {
     let mut stop = shard.stop.clone();
+    let Some((node, addr)) = shard.node(k) else { return };
+    // Counted in total and on its node: the gauge check compares each hub with its own.
+    let open_delta = |delta: i64| {
+        let apply = |v: &mut u64| *v = v.saturating_add_signed(delta);
+        shard.stuck(|p| apply(&mut p.stuck_open));
+        shard.on_node(node, |c| apply(&mut c.stuck_open));
+    };
     tokio::select! {
         _ = sleep_until(start_at) => {}
         _ = stop.wait_for(|s| *s) => return,
     }
     let mut failures = 0u32;
     while !*stop.borrow() {
-        shard.stuck(|p| p.stuck_open += 1);
+        open_delta(1);
         let opened = tokio::select! {
-            r = open(&shard, &cfg) => r,
+            r = open(&shard, addr, &cfg) => r,
             _ = stop.wait_for(|s| *s) => None,
         };
         let Some(stream) = opened else {
+            open_delta(-1);
             shard.stuck(|p| {
-                p.stuck_open = p.stuck_open.saturating_sub(1);
                 if !*shard.stop.borrow() {
                     p.stuck_errors += 1;
                 }
@@ -88,17 +98,15 @@ pub async fn run(shard: Rc<Shard>, _k: u64, start_at: Instant, cfg: StuckConfig)
         } else {
             None
         };
-        shard.stuck(|p| {
-            p.stuck_open = p.stuck_open.saturating_sub(1);
-            match outcome {
-                Some(Drained::Eof) => p.stuck_evicted += 1,
-                Some(Drained::Reset) => {
-                    p.stuck_evicted += 1;
-                    p.stuck_reset += 1;
-                }
-                Some(Drained::Streaming) => p.stuck_not_evicted += 1,
-                None => {}
+        open_delta(-1);
+        shard.stuck(|p| match outcome {
+            Some(Drained::Eof) => p.stuck_evicted += 1,
+            Some(Drained::Reset) => {
+                p.stuck_evicted += 1;
+                p.stuck_reset += 1;
             }
+            Some(Drained::Streaming) => p.stuck_not_evicted += 1,
+            None => {}
         });
         tokio::select! {
             _ = sleep(Duration::from_millis(cfg.pause_ms)) => {}
@@ -109,10 +117,10 @@ pub async fn run(shard: Rc<Shard>, _k: u64, start_at: Instant, cfg: StuckConfig)
 
 /// Connects with a tiny receive buffer, subscribes to `*`, reads the response head and
 /// checks it is a 200. `None` on any failure.
-async fn open(shard: &Shard, cfg: &StuckConfig) -> Option<TcpStream> {
+async fn open(shard: &Shard, addr: &NodeAddr, cfg: &StuckConfig) -> Option<TcpStream> {
     let limit = Duration::from_millis(shard.cfg.connect_timeout_ms.max(1));
     let fut = async {
-        let target: SocketAddr = shard.target;
+        let target: SocketAddr = addr.target;
         let sock = if target.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }.ok()?;
         // Before connect, so the window it advertises is small from the start.
         sock.set_recv_buffer_size(cfg.rcvbuf).ok()?;
@@ -120,10 +128,10 @@ async fn open(shard: &Shard, cfg: &StuckConfig) -> Option<TcpStream> {
             sock.bind(SocketAddr::new(src, 0)).ok()?;
         }
         let mut stream = sock.connect(target).await.ok()?;
-        let sep = if shard.path_base.contains('?') { '&' } else { '?' };
+        let sep = if addr.path.contains('?') { '&' } else { '?' };
         let mut req = format!(
             "GET {}{sep}topic=%2A HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n",
-            shard.path_base, shard.host_header
+            addr.path, addr.host_header
         );
         if let Some(jwt) = &cfg.jwt {
             req.push_str(&format!("Authorization: Bearer {jwt}\r\n"));

@@ -13,9 +13,13 @@
 //! are counted, not timed) and inserts the sequence number in the session's
 //! [`SeqSet`](crate::seqset::SeqSet). All shared state lives in the single-threaded
 //! worker's [`Shard`], borrowed briefly and never across an `.await`.
+//!
+//! With several hub nodes, subscriber `index` always connects to node `index mod N`
+//! ([`crate::nodes::subscriber_node`]); its counters go to that node as well.
 
 use crate::accounting::SessionRecord;
 use crate::clock::now_ns;
+use crate::nodes::NodeAddr;
 use crate::payload;
 use crate::sse::Parser;
 use crate::swarm::{DropAction, EndAction, Shard};
@@ -75,6 +79,11 @@ pub async fn run(
         _ = sleep_until(start_at) => {}
         _ = stop.wait_for(|s| *s) => return result,
     }
+    let Some((node, addr)) = shard.node(index) else {
+        // No node at all: the coordinator never sends an empty list.
+        shard.gave_up(initial);
+        return result;
+    };
     let grace = shard.cfg.settle_ns;
     let mut last_id: Option<String> = None;
     // Send Last-Event-ID on the next connection.
@@ -96,7 +105,7 @@ pub async fn run(
         conn_no += 1;
         let jwt = minted.as_ref().map(|m| m.jwt.as_str()).or(shard.cfg.subscriber_jwt.as_deref());
         let connected = tokio::select! {
-            c = connect(&shard, &selector, jwt, if resume { last_id.as_deref() } else { None }) => c,
+            c = connect(&shard, node, addr, &selector, jwt, if resume { last_id.as_deref() } else { None }) => c,
             _ = stop.wait_for(|s| *s) => {
                 // The hub had not answered this subscription when the run stopped.
                 shard.pending_at_stop();
@@ -109,7 +118,7 @@ pub async fn run(
                 x
             }
             Err(kind) => {
-                shard.connect_failed(&kind);
+                shard.connect_failed(node, &kind);
                 failures += 1;
                 if failures > shard.cfg.connect_retries {
                     // Gave up. An open session stays owed until its intended end.
@@ -143,7 +152,7 @@ pub async fn run(
         if deadline.is_none() {
             deadline = lifetime.map(|l| Instant::now() + l);
         }
-        shard.connected();
+        shard.connected(node);
         let mut parser = Parser::new();
         let mut body = resp.into_body();
         let mut conn_done = false;
@@ -175,7 +184,7 @@ pub async fn run(
                 };
                 let fed = parser.feed(&data, |ev, _id| {
                     n_events += 1;
-                    on_event(&shard, session, connected_at, ev)
+                    on_event(&shard, node, session, connected_at, ev)
                 });
                 if fed.is_err() {
                     break Ended::Dropped;
@@ -196,7 +205,7 @@ pub async fn run(
         drop(body);
         drop(conn);
         let closed_at = now_ns();
-        shard.disconnected();
+        shard.disconnected(node);
         match ended {
             Ended::Stop => {
                 end_session(&mut sessions, false, closed_at, grace);
@@ -224,7 +233,7 @@ pub async fn run(
                 }
             }
             Ended::Dropped => {
-                shard.dropped();
+                shard.dropped(node);
                 if minted.as_ref().is_some_and(|m| crate::expiring::ended_by_expiry(closed_at, m.exp_ns)) {
                     shard.token_expired();
                 }
@@ -282,10 +291,13 @@ fn backoff(base_ms: u64, failures: u32) -> Duration {
     Duration::from_millis(base_ms.saturating_mul(1 << failures.min(6)).min(10_000))
 }
 
-fn on_event(shard: &Shard, session: &mut SessionRecord, connected_at: u64, data: &[u8]) {
+fn on_event(shard: &Shard, node: usize, session: &mut SessionRecord, connected_at: u64, data: &[u8]) {
     let now = now_ns();
     let mut live = shard.live.borrow_mut();
     live.p.events += 1;
+    if let Some(c) = live.p.nodes.get_mut(node) {
+        c.events += 1;
+    }
     let Some(stamp) = payload::decode(data) else {
         live.p.foreign += 1;
         return;
@@ -308,26 +320,28 @@ fn on_event(shard: &Shard, session: &mut SessionRecord, connected_at: u64, data:
 /// handshake, GET with selectors and credentials, status and content-type check.
 async fn connect(
     shard: &Shard,
+    node: usize,
+    addr: &NodeAddr,
     selector: &Selector,
     jwt: Option<&str>,
     last_event_id: Option<&str>,
 ) -> Result<(hyper::Response<Incoming>, std::pin::Pin<Box<Conn>>), String> {
     let cfg = &shard.cfg;
-    shard.attempt();
+    shard.attempt(node);
     let limit = Duration::from_millis(cfg.connect_timeout_ms);
     let fut = async {
-        let stream = tcp_connect(shard.target, cfg.source_addr).await?;
+        let stream = tcp_connect(addr.target, cfg.source_addr).await?;
         let (mut sender, conn) =
             http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await.map_err(|_| "handshake".to_string())?;
         let mut conn = Box::pin(conn);
-        let mut uri = shard.path_base.clone();
+        let mut uri = addr.path.clone();
         for (i, q) in selector.query.iter().enumerate() {
-            uri.push(if i == 0 && !shard.path_base.contains('?') { '?' } else { '&' });
+            uri.push(if i == 0 && !addr.path.contains('?') { '?' } else { '&' });
             uri.push_str("topic=");
             uri.extend(form_urlencoded::byte_serialize(q.as_bytes()));
         }
         let mut req = hyper::Request::get(uri)
-            .header(hyper::header::HOST, shard.host_header.as_str())
+            .header(hyper::header::HOST, addr.host_header.as_str())
             .header(hyper::header::ACCEPT, "text/event-stream")
             .header(hyper::header::CACHE_CONTROL, "no-cache");
         if let Some(jwt) = jwt {

@@ -13,9 +13,13 @@
 //! when publishing begins, `Stop` when the run ends (all connections close), then the
 //! publish `Log`, against which every session is tallied ([`crate::accounting`]); the
 //! shard answers with one `Final` message and exits.
+//!
+//! With several hub nodes ([`crate::nodes`]) subscriber `g` connects to node `g mod N`;
+//! the shard keeps its counters per node as well as in total, and tallies per node too.
 
 use crate::accounting::{IndexedTopic, PublishLog, Tally, tally_session};
 use crate::histo;
+use crate::nodes::{NodeAddr, NodeCounters};
 use crate::schedule::Ramp;
 use crate::subscriber::{self, AuthVia, SubscriberResult};
 use crate::topics::{SelectorKind, TopicSpace, uniform_from};
@@ -23,7 +27,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -61,12 +65,8 @@ pub struct SwarmConfig {
     pub worker: u32,
     /// Number of workers.
     pub workers: u32,
-    /// Resolved hub address.
-    pub target: SocketAddr,
-    /// `Host` header value.
-    pub host_header: String,
-    /// Path (and query, if any) of the hub URL.
-    pub path: String,
+    /// The hub nodes, in `--hub-url` order (one for a single hub).
+    pub nodes: Vec<NodeAddr>,
     /// Source address to bind, if any.
     pub source_addr: Option<IpAddr>,
     /// Run id carried in payloads.
@@ -210,6 +210,9 @@ pub struct Progress {
     /// Stuck-consumer connection attempts that failed.
     #[serde(default)]
     pub stuck_errors: u64,
+    /// The connection counters per hub node (index = position in `--hub-url`).
+    #[serde(default)]
+    pub nodes: Vec<NodeCounters>,
 }
 
 /// A shard's final report.
@@ -225,6 +228,9 @@ pub struct ShardFinal {
     pub subscribers: u64,
     /// Subscribers that never connected.
     pub never_connected: u64,
+    /// Delivery accounting per hub node (of the sessions of its subscribers).
+    #[serde(default)]
+    pub node_tallies: Vec<Tally>,
 }
 
 /// Live state shared by the shard's subscribers.
@@ -243,12 +249,6 @@ pub struct Live {
 pub struct Shard {
     /// Configuration.
     pub cfg: SwarmConfig,
-    /// Hub address.
-    pub target: SocketAddr,
-    /// `Host` header.
-    pub host_header: String,
-    /// Hub path (and query).
-    pub path_base: String,
     /// Counters and histogram. `RefCell`: the shard is single-threaded; borrows are
     /// short and never held across `.await`.
     pub live: RefCell<Live>,
@@ -257,19 +257,39 @@ pub struct Shard {
 }
 
 impl Shard {
-    pub(crate) fn attempt(&self) {
-        self.live.borrow_mut().p.connect_attempts += 1;
+    /// The node subscriber (or stuck consumer) `g` talks to, and its address.
+    pub(crate) fn node(&self, g: u64) -> Option<(usize, &NodeAddr)> {
+        let i = crate::nodes::subscriber_node(g, self.cfg.nodes.len());
+        self.cfg.nodes.get(i).map(|a| (i, a))
     }
-    pub(crate) fn connect_failed(&self, kind: &str) {
+    /// Updates node `node`'s counters (no-op for an unknown node).
+    pub(crate) fn on_node(&self, node: usize, f: impl FnOnce(&mut NodeCounters)) {
+        if let Some(c) = self.live.borrow_mut().p.nodes.get_mut(node) {
+            f(c);
+        }
+    }
+    pub(crate) fn attempt(&self, node: usize) {
+        self.live.borrow_mut().p.connect_attempts += 1;
+        self.on_node(node, |c| c.connect_attempts += 1);
+    }
+    pub(crate) fn connect_failed(&self, node: usize, kind: &str) {
         let mut l = self.live.borrow_mut();
         l.p.connect_errors += 1;
         *l.error_kinds.entry(kind.to_string()).or_default() += 1;
+        drop(l);
+        self.on_node(node, |c| c.connect_errors += 1);
     }
-    pub(crate) fn connected(&self) {
+    pub(crate) fn connected(&self, node: usize) {
         let mut l = self.live.borrow_mut();
         l.p.connects += 1;
         l.p.held += 1;
         l.p.peak_held = l.p.peak_held.max(l.p.held);
+        drop(l);
+        self.on_node(node, |c| {
+            c.connects += 1;
+            c.held += 1;
+            c.peak_held = c.peak_held.max(c.held);
+        });
     }
     pub(crate) fn first_connect(&self, initial: bool) {
         if initial {
@@ -281,10 +301,15 @@ impl Shard {
             self.live.borrow_mut().p.initial_failed += 1;
         }
     }
-    pub(crate) fn disconnected(&self) {
+    pub(crate) fn disconnected(&self, node: usize) {
         let mut l = self.live.borrow_mut();
         l.p.held = l.p.held.saturating_sub(1);
         l.p.disconnects += 1;
+        drop(l);
+        self.on_node(node, |c| {
+            c.held = c.held.saturating_sub(1);
+            c.disconnects += 1;
+        });
     }
     pub(crate) fn token_expired(&self) {
         self.live.borrow_mut().p.token_expiries += 1;
@@ -293,8 +318,9 @@ impl Shard {
     pub(crate) fn stuck(&self, f: impl FnOnce(&mut Progress)) {
         f(&mut self.live.borrow_mut().p);
     }
-    pub(crate) fn dropped(&self) {
+    pub(crate) fn dropped(&self, node: usize) {
         self.live.borrow_mut().p.drops += 1;
+        self.on_node(node, |c| c.drops += 1);
     }
     pub(crate) fn pending_at_stop(&self) {
         self.live.borrow_mut().p.pending_at_stop += 1;
@@ -323,11 +349,9 @@ pub async fn run_shard(
         eprintln!("worker {}: {e}; continuing with the inherited policy", cfg.worker);
     }
     let (stop_tx, stop_rx) = watch::channel(false);
+    let p = Progress { nodes: vec![NodeCounters::default(); cfg.nodes.len()], ..Progress::default() };
     let shard = Rc::new(Shard {
-        target: cfg.target,
-        host_header: cfg.host_header.clone(),
-        path_base: cfg.path.clone(),
-        live: RefCell::new(Live { p: Progress::default(), hist: histo::new(), error_kinds: BTreeMap::new() }),
+        live: RefCell::new(Live { p, hist: histo::new(), error_kinds: BTreeMap::new() }),
         stop: stop_rx,
         cfg,
     });
@@ -400,6 +424,7 @@ pub async fn run_shard(
     };
     let indexed: Vec<IndexedTopic<'_>> = log.topics.iter().map(IndexedTopic::new).collect();
     let mut tally = Tally::default();
+    let mut node_tallies = vec![Tally::default(); cfg.nodes.len()];
     let mut never = 0;
     let owed_private = cfg.subscriber_jwt.is_some();
     // MERCURE_LOADGEN_DEBUG_LOSS=1: print each lossy session on stderr.
@@ -427,6 +452,9 @@ pub async fn run_shard(
                 );
             }
             tally.add(&t);
+            if let Some(nt) = node_tallies.get_mut(crate::nodes::subscriber_node(r.index, cfg.nodes.len())) {
+                nt.add(&t);
+            }
         }
     }
     let l = shard.live.borrow();
@@ -436,6 +464,7 @@ pub async fn run_shard(
         tally,
         subscribers: started,
         never_connected: never,
+        node_tallies,
     };
     let _ = out.send(WorkerMsg::Final(Box::new(fin)));
 }

@@ -13,8 +13,14 @@
 //!
 //! The knee is the passing point (p99 under the SLO, zero loss, every subscriber held)
 //! with the most deliveries per second.
+//!
+//! `--nodes N` (N ≥ 2) sweeps a multi-node hub instead: per point a fresh `redis-server`
+//! and N hubs sharing one Redis stream ([`nodes`]), the run pointed at all N URLs and
+//! pids; `--nodes 1` (the default) is the single hub above, unchanged. Point files then
+//! end in `-nodes-N.json`, and the summary states the node count.
 
 mod hub_process;
+mod nodes;
 mod plot;
 mod summary;
 
@@ -28,15 +34,21 @@ use tokio::sync::watch;
 /// `mercure-loadgen capacity`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CapacityArgs {
-    /// Sweep a hub that is already running at this URL instead of starting ours.
-    #[arg(long)]
-    pub hub_url: Option<String>,
+    /// Sweep a hub that is already running at this URL instead of starting ours. Several
+    /// (repeated or comma-separated) for the nodes of a running multi-node hub.
+    #[arg(long, value_delimiter = ',')]
+    pub hub_url: Vec<String>,
+
+    /// Hub nodes per point: with 2 or more, each point starts a `redis-server` (which
+    /// must be on PATH) and this many hubs sharing one Redis stream, and drives them all.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: u32,
 
     /// Our hub's binary (default: MERCURE_HUB_BIN, then target/release/mercure-hub).
     #[arg(long)]
     pub hub_bin: Option<PathBuf>,
 
-    /// Port for the hub we start.
+    /// Port for the hub we start (with --nodes 1; several nodes take free ports).
     #[arg(long, default_value_t = 3999)]
     pub port: u16,
 
@@ -48,13 +60,14 @@ pub struct CapacityArgs {
     #[arg(long = "hub-env")]
     pub hub_env: Vec<String>,
 
-    /// Pid of an already running hub, for RSS/CPU/fds (with --hub-url).
-    #[arg(long)]
-    pub hub_pid: Option<u32>,
+    /// Pid of an already running hub, for RSS/CPU/fds (with --hub-url; several like it).
+    #[arg(long, value_delimiter = ',')]
+    pub hub_pid: Vec<u32>,
 
-    /// Metrics URL of an already running hub (with --hub-url, without --hub-pid).
-    #[arg(long)]
-    pub hub_metrics_url: Option<String>,
+    /// Metrics URL of an already running hub (with --hub-url, without --hub-pid; several
+    /// like it).
+    #[arg(long, value_delimiter = ',')]
+    pub hub_metrics_url: Vec<String>,
 
     /// JWT key for minting tokens (and for the hub we start).
     #[arg(long, env = "MERCURE_PUBLISHER_JWT_KEY", hide_env_values = true,
@@ -109,6 +122,8 @@ pub struct Point {
     pub report: Result<Report, String>,
     /// Report path, relative to the output directory.
     pub file: String,
+    /// Hub nodes driven at this point.
+    pub nodes: u32,
 }
 
 impl Point {
@@ -136,17 +151,30 @@ fn load_points(dir: &std::path::Path) -> Result<Vec<Point>, String> {
     let entries = std::fs::read_dir(dir.join("points")).map_err(|e| format!("{}: {e}", dir.display()))?;
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix("subs-").and_then(|r| r.strip_suffix(".json")) else {
-            continue;
-        };
-        let Some((n, rate)) = rest.split_once("-rate-") else { continue };
-        let (Ok(n), Ok(rate)) = (n.parse::<u64>(), rate.parse::<f64>()) else { continue };
+        let Some((n, rate, nodes)) = parse_point_name(&name) else { continue };
         let report = std::fs::read_to_string(e.path())
             .map_err(|e| e.to_string())
             .and_then(|t| serde_json::from_str::<Report>(&t).map_err(|e| e.to_string()));
-        points.push(Point { subscribers: n, rate, report, file: format!("points/{name}") });
+        points.push(Point { subscribers: n, rate, report, file: format!("points/{name}"), nodes });
     }
     Ok(points)
+}
+
+/// A point's file name: `subs-N-rate-R.json`, or `subs-N-rate-R-nodes-K.json` for K ≥ 2
+/// hub nodes.
+fn point_name(n: u64, rate: f64, nodes: u32) -> String {
+    if nodes > 1 { format!("subs-{n}-rate-{rate}-nodes-{nodes}.json") } else { format!("subs-{n}-rate-{rate}.json") }
+}
+
+/// The inverse of [`point_name`]: `(subscribers, rate, nodes)`.
+fn parse_point_name(name: &str) -> Option<(u64, f64, u32)> {
+    let rest = name.strip_prefix("subs-")?.strip_suffix(".json")?;
+    let (n, rest) = rest.split_once("-rate-")?;
+    let (rate, nodes) = match rest.split_once("-nodes-") {
+        Some((r, k)) => (r, k.parse::<u32>().ok()?),
+        None => (rest, 1),
+    };
+    Some((n.parse().ok()?, rate.parse().ok()?, nodes))
 }
 
 /// The 1-minute load average, to show whether the machine was quiet.
@@ -163,18 +191,28 @@ pub async fn run(a: CapacityArgs, stop: watch::Receiver<bool>) -> Result<(), Str
         let points = load_points(dir)?;
         return plot::write_all(dir, &points, a.slo_ms);
     }
+    let external = !a.hub_url.is_empty();
+    if a.nodes == 0 {
+        return Err("--nodes must be at least 1".into());
+    }
+    if external && a.nodes > 1 {
+        return Err("--nodes starts the hubs; to sweep running nodes, give each one's --hub-url".into());
+    }
+    // Before anything starts: a multi-node sweep without Redis fails here, loudly.
+    let redis_bin = if a.nodes > 1 { Some(nodes::locate_redis(a.nodes)?) } else { None };
     let started = Instant::now();
     let load_before = loadavg();
     let date = crate::clock::utc_date(crate::clock::now_ns() / 1_000_000_000);
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("results/capacity-{date}")));
     std::fs::create_dir_all(out.join("points")).map_err(|e| format!("{}: {e}", out.display()))?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let hub_bin = match &a.hub_url {
-        Some(_) => None,
-        None => Some(locate(a.hub_bin.as_deref()).ok_or(
+    let hub_bin = if external {
+        None
+    } else {
+        Some(locate(a.hub_bin.as_deref()).ok_or(
             "no hub binary: build it (cargo build --release -p mercure-hub), or give \
              --hub-bin, MERCURE_HUB_BIN, or --hub-url for a running hub",
-        )?),
+        )?)
     };
     let hub_env: Vec<(String, String)> =
         a.hub_env.iter().filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect();
@@ -194,22 +232,48 @@ pub async fn run(a: CapacityArgs, stop: watch::Receiver<bool>) -> Result<(), Str
                 eprintln!("time budget reached; remaining points skipped");
                 break 'outer;
             }
-            let file = format!("points/subs-{n}-rate-{rate}.json");
+            let file = format!("points/{}", point_name(n, rate, a.nodes));
             let report_path = out.join(&file);
-            eprintln!("point: {n} subscribers × {rate} updates/s");
-            let hub = match &hub_bin {
-                Some(bin) => {
-                    let log = out.join(format!("tmp/hub-{n}-{rate}.log"));
-                    Some(HubProcess::start(bin, a.port, &a.jwt_key, &a.hub_directives, &hub_env, &log).await?)
-                }
-                None => None,
+            let nodes_note = if a.nodes > 1 { format!(" on {} hub nodes", a.nodes) } else { String::new() };
+            eprintln!("point: {n} subscribers × {rate} updates/s{nodes_note}");
+            let tag = if a.nodes > 1 { format!("hub-{n}-{rate}-nodes-{}", a.nodes) } else { format!("hub-{n}-{rate}") };
+            let tmp_dir = out.join("tmp");
+            let stream = format!("loadgen-{}-{}", crate::clock::now_ns() / 1_000_000, points.len());
+            let cluster_spec = match (&hub_bin, &redis_bin) {
+                (Some(hub_bin), Some(redis_bin)) => Some(nodes::ClusterSpec {
+                    nodes: a.nodes,
+                    hub_bin,
+                    redis_bin,
+                    key: &a.jwt_key,
+                    directives: &a.hub_directives,
+                    env: &hub_env,
+                    tmp: &tmp_dir,
+                    tag: &tag,
+                    stream: &stream,
+                }),
+                _ => None,
             };
-            let url = hub.as_ref().map(|h| h.url.clone()).or_else(|| a.hub_url.clone()).unwrap_or_default();
+            // The hubs of this point: one (--nodes 1), or N sharing a fresh Redis.
+            let (hubs, cluster) = match (&hub_bin, &cluster_spec) {
+                (_, Some(spec)) => {
+                    let c = nodes::Cluster::start(spec).await?;
+                    (Vec::new(), Some(c))
+                }
+                (Some(bin), None) => {
+                    let log = out.join(format!("tmp/{tag}.log"));
+                    (vec![HubProcess::start(bin, a.port, &a.jwt_key, &a.hub_directives, &hub_env, &log).await?], None)
+                }
+                (None, None) => (Vec::new(), None),
+            };
+            let started: &[HubProcess] = cluster.as_ref().map_or(&hubs, |c| &c.hubs);
+            let urls: Vec<String> =
+                if started.is_empty() { a.hub_url.clone() } else { started.iter().map(|h| h.url.clone()).collect() };
             let mut cmd = tokio::process::Command::new(&exe);
-            cmd.arg("run")
-                .arg("--hub-url")
-                .arg(&url)
-                .arg("--jwt-key")
+            cmd.arg("run");
+            for url in &urls {
+                cmd.arg("--hub-url").arg(url);
+            }
+            cmd.arg("--jwt-key")
                 .arg(&a.jwt_key)
                 .arg("--initial-subscribers")
                 .arg(n.to_string())
@@ -238,24 +302,27 @@ pub async fn run(a: CapacityArgs, stop: watch::Receiver<bool>) -> Result<(), Str
             {
                 cmd.stdout(f).stderr(f2);
             }
-            match (&hub, a.hub_pid, &a.hub_metrics_url) {
-                (Some(h), _, _) => {
-                    cmd.arg("--hub-pid").arg(h.pid.to_string());
-                }
-                (None, Some(pid), _) => {
-                    cmd.arg("--hub-pid").arg(pid.to_string());
-                }
-                (None, None, Some(m)) => {
+            let pids: Vec<u32> =
+                if started.is_empty() { a.hub_pid.clone() } else { started.iter().map(|h| h.pid).collect() };
+            for pid in &pids {
+                cmd.arg("--hub-pid").arg(pid.to_string());
+            }
+            if pids.is_empty() {
+                for m in &a.hub_metrics_url {
                     cmd.arg("--hub-metrics-url").arg(m);
                 }
-                _ => {}
             }
             let status = cmd.status().await;
-            if let Some(h) = hub {
-                if hub_config.is_empty() {
-                    hub_config = hub_config_lines(&out.join(format!("tmp/hub-{n}-{rate}.log")));
-                }
+            if hub_config.is_empty() && !started.is_empty() {
+                let log =
+                    cluster_spec.as_ref().map_or_else(|| out.join(format!("tmp/{tag}.log")), nodes::Cluster::first_log);
+                hub_config = hub_config_lines(&log);
+            }
+            for h in hubs {
                 h.stop().await;
+            }
+            if let Some(c) = cluster {
+                c.stop().await;
             }
             let report = match status {
                 Err(e) => Err(format!("cannot run loadgen: {e}")),
@@ -263,7 +330,7 @@ pub async fn run(a: CapacityArgs, stop: watch::Receiver<bool>) -> Result<(), Str
                     .map_err(|e| format!("no report: {e}"))
                     .and_then(|t| serde_json::from_str::<Report>(&t).map_err(|e| e.to_string())),
             };
-            let p = Point { subscribers: n, rate, report, file };
+            let p = Point { subscribers: n, rate, report, file, nodes: a.nodes };
             let pass = p.pass();
             if let Ok(r) = &p.report {
                 eprintln!(
@@ -275,6 +342,16 @@ pub async fn run(a: CapacityArgs, stop: watch::Receiver<bool>) -> Result<(), Str
                     r.delivery.deliveries_per_s,
                     if pass { "pass" } else { "FAIL" }
                 );
+                if r.nodes.len() > 1 {
+                    let per: Vec<String> = r
+                        .nodes
+                        .iter()
+                        .map(|nd| {
+                            format!("{}/{} held, {} delivered", nd.peak_held, nd.requested, nd.delivery.delivered)
+                        })
+                        .collect();
+                    eprintln!("  per node: {}", per.join("; "));
+                }
             } else if let Err(e) = &p.report {
                 eprintln!("  no report: {e}");
             }
@@ -288,7 +365,8 @@ pub async fn run(a: CapacityArgs, stop: watch::Receiver<bool>) -> Result<(), Str
     }
     let ctx = summary::Context {
         date,
-        hub: a.hub_url.clone().unwrap_or_else(|| hub_bin.map(|b| b.display().to_string()).unwrap_or_default()),
+        hub: if external { a.hub_url.join(", ") } else { hub_bin.map(|b| b.display().to_string()).unwrap_or_default() },
+        nodes: if external { a.hub_url.len() as u32 } else { a.nodes },
         slo_ms: a.slo_ms,
         duration_s: a.duration,
         elapsed_s: started.elapsed().as_secs_f64(),
@@ -302,4 +380,19 @@ pub async fn run(a: CapacityArgs, stop: watch::Receiver<bool>) -> Result<(), Str
     println!("{}", std::fs::read_to_string(out.join("summary.md")).unwrap_or_default());
     println!("results: {}", out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn point_names_carry_the_node_count_from_two_nodes() {
+        assert_eq!(point_name(1000, 5.0, 1), "subs-1000-rate-5.json");
+        assert_eq!(point_name(1000, 2.5, 3), "subs-1000-rate-2.5-nodes-3.json");
+        assert_eq!(parse_point_name("subs-1000-rate-5.json"), Some((1000, 5.0, 1)));
+        assert_eq!(parse_point_name("subs-1000-rate-2.5-nodes-3.json"), Some((1000, 2.5, 3)));
+        assert_eq!(parse_point_name("subs-x-rate-5.json"), None);
+        assert_eq!(parse_point_name("summary.json"), None);
+    }
 }

@@ -10,8 +10,10 @@ use std::path::Path;
 pub struct Context {
     /// UTC date.
     pub date: String,
-    /// The hub (binary path or URL).
+    /// The hub (binary path or URLs).
     pub hub: String,
+    /// Hub nodes per point (1: a single hub; more: hubs sharing one Redis stream).
+    pub nodes: u32,
     /// SLO, ms.
     pub slo_ms: f64,
     /// Publish seconds per point.
@@ -30,6 +32,7 @@ pub struct Context {
 
 #[derive(Serialize)]
 struct Row<'a> {
+    nodes: u32,
     subscribers: u64,
     rate: f64,
     file: &'a str,
@@ -55,6 +58,7 @@ struct Row<'a> {
 
 fn row(p: &Point) -> Row<'_> {
     let mut r = Row {
+        nodes: p.nodes,
         subscribers: p.subscribers,
         rate: p.rate,
         file: &p.file,
@@ -119,6 +123,22 @@ pub fn write(out: &Path, ctx: &Context, points: &[Point]) -> Result<(), String> 
     let knee = knee(points);
     let mut md = String::new();
     let _ = writeln!(md, "# Capacity sweep, {}\n", ctx.date);
+    if ctx.nodes > 1 {
+        // How publishes were spread, as the runs recorded it.
+        let spread = points
+            .iter()
+            .find_map(|p| p.report.as_ref().ok().map(|r| r.config.publish_spread.clone()))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "round-robin".into());
+        let _ = writeln!(
+            md,
+            "**{} hub nodes** per point, sharing one Redis stream (a fresh `redis-server` and \
+             stream name per point, no persistence): subscriber i on node i mod {}, publishes \
+             spread `{spread}` (`--publish-spread`); every number below is the sum over the \
+             nodes, and each point's JSON has them per node (`nodes[]`, `hub.processes[]`).\n",
+            ctx.nodes, ctx.nodes
+        );
+    }
     let _ = writeln!(
         md,
         "Hub: `{}`. One topic; each point publishes for {} s at a constant rate to N \
@@ -147,9 +167,10 @@ pub fn write(out: &Path, ctx: &Context, points: &[Point]) -> Result<(), String> 
             let r = k.report.as_ref().ok();
             let _ = writeln!(
                 md,
-                "**Knee: {} subscribers × {} updates/s = {:.0} deliveries/s** with p99 {:.2} ms, zero loss.\n",
+                "**Knee: {} subscribers × {} updates/s = {:.0} deliveries/s{}** with p99 {:.2} ms, zero loss.\n",
                 k.subscribers,
                 k.rate,
+                if k.nodes > 1 { format!(" on {} nodes", k.nodes) } else { String::new() },
                 r.map_or(0.0, |r| r.delivery.deliveries_per_s),
                 r.map_or(0.0, |r| r.latency_ms.p99),
             );
@@ -161,13 +182,14 @@ pub fn write(out: &Path, ctx: &Context, points: &[Point]) -> Result<(), String> 
     let _ = writeln!(md, "## Fan-out at the lowest rate\n");
     let _ = writeln!(
         md,
-        "| subscribers | rate/s | p50 ms | p99 ms | deliveries/s | lost | RSS/subscriber KiB |\n|---:|---:|---:|---:|---:|---:|---:|"
+        "| nodes | subscribers | rate/s | p50 ms | p99 ms | deliveries/s | lost | RSS/subscriber KiB |\n|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     let low = points.iter().map(|p| p.rate).min_by(f64::total_cmp).unwrap_or(1.0);
     for r in rows.iter().filter(|r| r.rate == low) {
         let _ = writeln!(
             md,
-            "| {} | {} | {:.2} | {:.2} | {:.0} | {} | {} |",
+            "| {} | {} | {} | {:.2} | {:.2} | {:.0} | {} | {} |",
+            r.nodes,
             r.subscribers,
             r.rate,
             r.p50_ms,
@@ -180,13 +202,14 @@ pub fn write(out: &Path, ctx: &Context, points: &[Point]) -> Result<(), String> 
     let _ = writeln!(md, "\n## Every point\n");
     let _ = writeln!(
         md,
-        "| subscribers | rate/s | held | published | expected | delivered | lost | dup | ooo | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | hub RSS MiB | RSS/sub KiB | hub CPU s (publishing) | loadgen CPU s (whole run) | pass |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--:|"
+        "| nodes | subscribers | rate/s | held | published | expected | delivered | lost | dup | ooo | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | hub RSS MiB | RSS/sub KiB | hub CPU s (publishing) | loadgen CPU s (whole run) | pass |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:--:|"
     );
     for r in &rows {
         if let Some(e) = r.error {
             let _ = writeln!(
                 md,
-                "| {} | {} | – | – | – | – | – | – | – | – | – | – | – | – | – | – | – | error: {} |",
+                "| {} | {} | {} | – | – | – | – | – | – | – | – | – | – | – | – | – | – | – | error: {} |",
+                r.nodes,
                 r.subscribers,
                 r.rate,
                 e.replace('|', "/")
@@ -195,7 +218,8 @@ pub fn write(out: &Path, ctx: &Context, points: &[Point]) -> Result<(), String> 
         }
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | [{}]({}) |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | [{}]({}) |",
+            r.nodes,
             r.subscribers,
             r.rate,
             r.held,
@@ -230,6 +254,7 @@ pub fn write(out: &Path, ctx: &Context, points: &[Point]) -> Result<(), String> 
     let json = serde_json::json!({
         "date": ctx.date,
         "hub": ctx.hub,
+        "nodes": ctx.nodes,
         "slo_ms": ctx.slo_ms,
         "duration_s": ctx.duration_s,
         "elapsed_s": ctx.elapsed_s,
@@ -237,7 +262,7 @@ pub fn write(out: &Path, ctx: &Context, points: &[Point]) -> Result<(), String> 
         "loadavg_before": ctx.load_before,
         "loadavg_after": ctx.load_after,
         "hub_config": ctx.hub_config,
-        "knee": knee.map(|k| serde_json::json!({"subscribers": k.subscribers, "rate": k.rate, "file": k.file})),
+        "knee": knee.map(|k| serde_json::json!({"nodes": k.nodes, "subscribers": k.subscribers, "rate": k.rate, "file": k.file})),
         "points": rows,
     });
     std::fs::write(out.join("summary.json"), serde_json::to_vec_pretty(&json).map_err(|e| e.to_string())?)

@@ -20,6 +20,17 @@
 //! closed, `mercure_subscribers` must come back to exactly 0 (and
 //! `mercure_connections` to at most 1, the scrape) within `--gauge-settle-timeout`.
 //!
+//! # Several hub nodes
+//! Each hub is checked against the subscriptions it holds, not the run's total: the
+//! nodes are grouped by their gauges URL (default each node's origin + `/metrics`), so
+//! distinct hubs form one group each and a hub given twice (or one `--hub-gauges-url`
+//! for every node) forms one group covering its nodes. Per group the band above is
+//! computed from that group's own `held`, `stuck_open`, `in_flight` and `churn` (the
+//! workers count per node), and a sample is in band only if every group is; each
+//! group's values are in the sample's `nodes[]`. The sample's `metrics` are then the
+//! groups' sums (only when every group answered) and its band the sum of theirs, for the
+//! figure. At the end every group must settle (0 subscribers, at most 1 connection).
+//!
 //! # RSS drift
 //! Samples of the publish phase after the warm-up: the median RSS of their last
 //! quarter against the median of their first quarter; more than `--rss-drift-max`
@@ -90,12 +101,67 @@ pub struct SoakSample {
     pub stuck_evicted: u64,
     /// See `connects`.
     pub events: u64,
+    /// With several gauge groups (distinct hubs): each one's check. Empty otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<GroupGauge>,
+}
+
+/// One hub's (gauge group's) part of a sample.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct GroupGauge {
+    /// Its `/metrics` URL.
+    pub url: String,
+    /// The nodes (positions in `--hub-url`) it serves.
+    pub nodes: Vec<usize>,
+    /// Its `mercure_subscribers` and `mercure_connections` (absent if not scraped).
+    pub subscribers: Option<f64>,
+    /// See `subscribers`.
+    pub connections: Option<f64>,
+    /// Its truth: subscribers held on its nodes.
+    pub held: u64,
+    /// Its band for `mercure_subscribers`.
+    pub subscribers_lo: u64,
+    /// See `subscribers_lo`.
+    pub subscribers_hi: u64,
+    /// Both gauges inside their bands.
+    pub subscribers_ok: bool,
+    /// See `subscribers_ok`.
+    pub connections_ok: bool,
 }
 
 impl SoakSample {
     /// A metric by exact name.
     pub fn metric(&self, name: &str) -> Option<f64> {
         self.metrics.get(name).copied()
+    }
+
+    /// The gauges once everything closed: `mercure_subscribers` (summed over the hubs)
+    /// and `mercure_connections` (the largest of any hub: each may keep its scrape's).
+    pub fn final_gauges(&self) -> (Option<f64>, Option<f64>) {
+        if self.nodes.is_empty() {
+            return (self.metric("mercure_subscribers"), self.metric("mercure_connections"));
+        }
+        let subs = self.nodes.iter().map(|g| g.subscribers).sum::<Option<f64>>();
+        let conns = self.nodes.iter().map(|g| g.connections).try_fold(0.0f64, |m, c| c.map(|c| m.max(c)));
+        (subs, conns)
+    }
+
+    /// How far outside its band `mercure_subscribers` was (infinite if not scraped), and
+    /// `(hub value, lo, hi)` of the worst hub.
+    fn violation(&self) -> (f64, (f64, u64, u64)) {
+        let dist = |v: Option<f64>, lo: u64, hi: u64| {
+            let v = v.unwrap_or(f64::NAN);
+            let d = if v.is_nan() { f64::INFINITY } else { (lo as f64 - v).max(v - hi as f64) };
+            (d, (v, lo, hi))
+        };
+        if self.nodes.is_empty() {
+            return dist(self.metric("mercure_subscribers"), self.subscribers_lo, self.subscribers_hi);
+        }
+        self.nodes
+            .iter()
+            .map(|g| dist(g.subscribers, g.subscribers_lo, g.subscribers_hi))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .unwrap_or((f64::INFINITY, (f64::NAN, 0, 0)))
     }
 }
 
@@ -302,10 +368,8 @@ pub fn judge(
     let worst = sub_bad
         .iter()
         .map(|s| {
-            let v = s.metric("mercure_subscribers").unwrap_or(f64::NAN);
-            let dist =
-                if v.is_nan() { f64::INFINITY } else { (s.subscribers_lo as f64 - v).max(v - s.subscribers_hi as f64) };
-            (dist, (s.t_s, v, s.subscribers_lo, s.subscribers_hi))
+            let (dist, (v, lo, hi)) = s.violation();
+            (dist, (s.t_s, v, lo, hi))
         })
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|x| x.1);
@@ -385,12 +449,40 @@ pub struct SamplerConfig {
     pub path: PathBuf,
     /// Sampling period.
     pub every: Duration,
-    /// `/metrics` URL.
-    pub metrics_url: String,
-    /// Hub pid for `/proc` sampling.
-    pub pid: Option<u32>,
+    /// The hubs' `/metrics`, each with the nodes it serves (one group for a single hub).
+    pub gauges: Vec<GaugeGroup>,
+    /// Hub pids for `/proc` sampling (summed).
+    pub pids: Vec<u32>,
     /// Connections that are not subscriptions, allowed on top of the band.
     pub extra_connections: u64,
+}
+
+/// One hub's `/metrics` and the nodes (positions in `--hub-url`) it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GaugeGroup {
+    /// `/metrics` URL.
+    pub url: String,
+    /// Nodes it serves.
+    pub nodes: Vec<usize>,
+}
+
+/// Groups nodes by gauges URL: `urls` has one URL per node, or one for all of them.
+pub fn gauge_groups(urls: &[String], nodes: usize) -> Result<Vec<GaugeGroup>, String> {
+    if urls.len() != 1 && urls.len() != nodes {
+        return Err(format!(
+            "--hub-gauges-url: give one (a hub serving every node) or one per --hub-url ({nodes}), not {}",
+            urls.len()
+        ));
+    }
+    let mut groups: Vec<GaugeGroup> = Vec::new();
+    for node in 0..nodes {
+        let url = if urls.len() == 1 { &urls[0] } else { &urls[node] };
+        match groups.iter_mut().find(|g| &g.url == url) {
+            Some(g) => g.nodes.push(node),
+            None => groups.push(GaugeGroup { url: url.clone(), nodes: vec![node] }),
+        }
+    }
+    Ok(groups)
 }
 
 /// The running sampler.
@@ -421,8 +513,35 @@ pub fn sum_views(views: &[Arc<Mutex<WorkerView>>]) -> Progress {
         a.stuck_not_evicted += p.stuck_not_evicted;
         a.stuck_reset += p.stuck_reset;
         a.stuck_errors += p.stuck_errors;
+        crate::nodes::add_all(&mut a.nodes, &p.nodes);
     }
     a
+}
+
+/// The counters of a group of nodes, as a [`Progress`] the band functions read.
+fn group_progress(p: &Progress, nodes: &[usize]) -> Progress {
+    let mut g = Progress::default();
+    for c in nodes.iter().filter_map(|&i| p.nodes.get(i)) {
+        g.held += c.held;
+        g.stuck_open += c.stuck_open;
+        g.connect_attempts += c.connect_attempts;
+        g.connects += c.connects;
+        g.connect_errors += c.connect_errors;
+        g.disconnects += c.disconnects;
+    }
+    g
+}
+
+/// Connects + disconnects: in total (index 0), then per gauge group.
+fn churn_counts(cfg: &SamplerConfig, p: &Progress) -> Vec<u64> {
+    let mut v = vec![p.connects + p.disconnects];
+    if cfg.gauges.len() > 1 {
+        v.extend(cfg.gauges.iter().map(|g| {
+            let gp = group_progress(p, &g.nodes);
+            gp.connects + gp.disconnects
+        }));
+    }
+    v
 }
 
 async fn take(
@@ -430,16 +549,52 @@ async fn take(
     t_s: f64,
     phase: &str,
     p: &Progress,
-    churn: u64,
-    metrics: Option<BTreeMap<String, f64>>,
+    churn: &[u64],
+    scraped: Vec<Option<BTreeMap<String, f64>>>,
 ) -> SoakSample {
-    let proc = cfg.pid.and_then(hubstats::sample_pid);
-    let metrics = metrics.unwrap_or_default();
-    let truth = Truth::from_progress(p, churn);
-    let band = truth.subscribers_band();
-    let subscribers_ok = within(metrics.get("mercure_subscribers").copied(), band);
-    let connections_ok =
-        within(metrics.get("mercure_connections").copied(), truth.connections_band(cfg.extra_connections));
+    let proc = hubstats::sum(cfg.pids.iter().map(|&pid| hubstats::sample_pid(pid)));
+    let truth = Truth::from_progress(p, churn.first().copied().unwrap_or(0));
+    let mut band = truth.subscribers_band();
+    let mut groups = Vec::new();
+    let (metrics, subscribers_ok, connections_ok) = if cfg.gauges.len() <= 1 {
+        let metrics = scraped.into_iter().next().flatten().unwrap_or_default();
+        let subscribers_ok = within(metrics.get("mercure_subscribers").copied(), band);
+        let connections_ok =
+            within(metrics.get("mercure_connections").copied(), truth.connections_band(cfg.extra_connections));
+        (metrics, subscribers_ok, connections_ok)
+    } else {
+        // Each hub against its own nodes' truth; the sample's metrics and band are sums.
+        band = (0, 0);
+        let all = scraped.iter().all(Option::is_some);
+        let mut sum: BTreeMap<String, f64> = BTreeMap::new();
+        for (i, (g, m)) in cfg.gauges.iter().zip(scraped).enumerate() {
+            let t = Truth::from_progress(&group_progress(p, &g.nodes), churn.get(i + 1).copied().unwrap_or(0));
+            let b = t.subscribers_band();
+            band = (band.0 + b.0, band.1 + b.1);
+            let m = m.unwrap_or_default();
+            let subscribers = m.get("mercure_subscribers").copied();
+            let connections = m.get("mercure_connections").copied();
+            groups.push(GroupGauge {
+                url: g.url.clone(),
+                nodes: g.nodes.clone(),
+                subscribers,
+                connections,
+                held: t.held,
+                subscribers_lo: b.0,
+                subscribers_hi: b.1,
+                subscribers_ok: within(subscribers, b),
+                connections_ok: within(connections, t.connections_band(cfg.extra_connections)),
+            });
+            if all {
+                for (k, v) in m {
+                    *sum.entry(k).or_default() += v;
+                }
+            }
+        }
+        let ok = groups.iter().all(|g| g.subscribers_ok);
+        let conn_ok = groups.iter().all(|g| g.connections_ok);
+        (sum, ok, conn_ok)
+    };
     SoakSample {
         t_s,
         phase: phase.to_string(),
@@ -450,7 +605,7 @@ async fn take(
         held: p.held,
         stuck_open: p.stuck_open,
         in_flight: truth.in_flight,
-        churn,
+        churn: truth.churn,
         subscribers_lo: band.0,
         subscribers_hi: band.1,
         subscribers_ok,
@@ -462,12 +617,32 @@ async fn take(
         stuck_cycles: p.stuck_cycles,
         stuck_evicted: p.stuck_evicted,
         events: p.events,
+        nodes: groups,
     }
 }
 
 async fn scrape(url: &str) -> Option<BTreeMap<String, f64>> {
     let text = crate::http::get_text(url, Duration::from_secs(5)).await.ok()?;
     Some(parse_gauges(&text))
+}
+
+/// Scrapes every group's `/metrics`, in order.
+async fn scrape_all(groups: &[GaugeGroup]) -> Vec<Option<BTreeMap<String, f64>>> {
+    let mut v = Vec::with_capacity(groups.len());
+    for g in groups {
+        v.push(scrape(&g.url).await);
+    }
+    v
+}
+
+/// Every hub is back to 0 subscribers and at most 1 connection (the scrape's).
+fn all_settled(scraped: &[Option<BTreeMap<String, f64>>]) -> bool {
+    !scraped.is_empty()
+        && scraped.iter().all(|m| {
+            m.as_ref().is_some_and(|m| {
+                m.get("mercure_subscribers") == Some(&0.0) && m.get("mercure_connections").is_some_and(|c| *c <= 1.0)
+            })
+        })
 }
 
 fn append(file: &mut Option<std::fs::File>, s: &SoakSample) {
@@ -497,7 +672,7 @@ impl Sampler {
         let c = cfg.clone();
         let task = tokio::spawn(async move {
             let mut out = Vec::new();
-            let mut churn_hist: VecDeque<u64> = VecDeque::new();
+            let mut churn_hist: VecDeque<Vec<u64>> = VecDeque::new();
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut next = Instant::now();
@@ -507,7 +682,7 @@ impl Sampler {
                     _ = halted.wait_for(|h| *h) => break,
                 }
                 let p = sum_views(&views);
-                churn_hist.push_back(p.connects + p.disconnects);
+                churn_hist.push_back(churn_counts(&c, &p));
                 while churn_hist.len() > CHURN_WINDOW_S + 1 {
                     churn_hist.pop_front();
                 }
@@ -517,11 +692,16 @@ impl Sampler {
                 next += c.every;
                 // Scrape first, then read the counters again: they are then at most one
                 // progress period older than the scrape.
-                let metrics = scrape(&c.metrics_url).await;
+                let scraped = scrape_all(&c.gauges).await;
                 let p = sum_views(&views);
-                let churn = (p.connects + p.disconnects).saturating_sub(churn_hist.front().copied().unwrap_or(0));
+                let front = churn_hist.front().cloned().unwrap_or_default();
+                let churn: Vec<u64> = churn_counts(&c, &p)
+                    .iter()
+                    .enumerate()
+                    .map(|(i, now)| now.saturating_sub(front.get(i).copied().unwrap_or(0)))
+                    .collect();
                 let phase = phase.lock().map(|p| *p).unwrap_or("?");
-                let s = take(&c, t_start.elapsed().as_secs_f64(), phase, &p, churn, metrics).await;
+                let s = take(&c, t_start.elapsed().as_secs_f64(), phase, &p, &churn, scraped).await;
                 append(&mut file, &s);
                 out.push(s);
             }
@@ -537,14 +717,15 @@ impl Sampler {
         let _ = self.halt.send(true);
         let mut samples = self.task.await.unwrap_or_default();
         let t0 = Instant::now();
-        let mut metrics = None;
+        let mut metrics: Vec<Option<BTreeMap<String, f64>>> = vec![None; self.cfg.gauges.len()];
         loop {
-            let m = scrape(&self.cfg.metrics_url).await;
-            let done = m.as_ref().is_some_and(|m| {
-                m.get("mercure_subscribers") == Some(&0.0) && m.get("mercure_connections").is_some_and(|c| *c <= 1.0)
-            });
-            if m.is_some() {
-                metrics = m;
+            let scraped = scrape_all(&self.cfg.gauges).await;
+            let done = all_settled(&scraped);
+            // Keep each hub's last answer: a scrape that failed once does not erase it.
+            for (kept, m) in metrics.iter_mut().zip(scraped) {
+                if m.is_some() {
+                    *kept = m;
+                }
             }
             if done || t0.elapsed() >= settle {
                 break;
@@ -553,7 +734,7 @@ impl Sampler {
         }
         let settle_s = t0.elapsed().as_secs_f64();
         let zero = Progress::default();
-        let s = take(&self.cfg, self.t_start.elapsed().as_secs_f64(), "settled", &zero, 0, metrics).await;
+        let s = take(&self.cfg, self.t_start.elapsed().as_secs_f64(), "settled", &zero, &[0], metrics).await;
         let mut file = std::fs::OpenOptions::new().append(true).open(&self.cfg.path).ok();
         append(&mut file, &s);
         samples.push(s);
@@ -756,6 +937,59 @@ mod tests {
         // 1 byte per 36 s = 100 bytes/h on 1000-ish: ~0.1/h.
         assert!((d.slope_per_hour - 0.1).abs() < 0.02, "{}", d.slope_per_hour);
         assert!(!rss_drift(&up[..5], 0.05).checked);
+    }
+
+    #[test]
+    fn nodes_are_grouped_by_gauges_url() {
+        let urls = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // Two distinct hubs: one group each.
+        let g = gauge_groups(&urls(&["http://a/metrics", "http://b/metrics"]), 2).unwrap_or_default();
+        assert_eq!(g.iter().map(|g| g.nodes.clone()).collect::<Vec<_>>(), [vec![0], vec![1]]);
+        // The same hub given twice: one group, checked against both nodes' subscribers.
+        let g = gauge_groups(&urls(&["http://a/metrics", "http://a/metrics"]), 2).unwrap_or_default();
+        assert_eq!(g, [GaugeGroup { url: "http://a/metrics".into(), nodes: vec![0, 1] }]);
+        // One URL for every node.
+        assert_eq!(gauge_groups(&urls(&["http://a/metrics"]), 3).map(|g| g.len()), Ok(1));
+        assert!(gauge_groups(&urls(&["http://a/m", "http://b/m"]), 3).is_err());
+    }
+
+    #[tokio::test]
+    async fn each_hub_is_checked_against_its_own_nodes() {
+        // Node 0 holds 10, node 1 holds 30; hub A reports 30 and hub B 10: the sums agree
+        // (40 = 40) but each hub is wrong about its own subscribers, which must fail.
+        let cfg = SamplerConfig {
+            path: PathBuf::new(),
+            every: Duration::from_secs(1),
+            gauges: vec![
+                GaugeGroup { url: "a".into(), nodes: vec![0] },
+                GaugeGroup { url: "b".into(), nodes: vec![1] },
+            ],
+            pids: vec![],
+            extra_connections: 4,
+        };
+        let node = |held| crate::nodes::NodeCounters { held, connects: held, ..Default::default() };
+        let p = Progress { held: 40, connects: 40, nodes: vec![node(10), node(30)], ..Progress::default() };
+        let gauges = |subs: f64| {
+            let mut m = BTreeMap::new();
+            m.insert("mercure_subscribers".to_string(), subs);
+            m.insert("mercure_connections".to_string(), subs + 1.0);
+            Some(m)
+        };
+        let swapped = take(&cfg, 1.0, "publishing", &p, &[0, 0, 0], vec![gauges(30.0), gauges(10.0)]).await;
+        assert!(!swapped.subscribers_ok, "{swapped:?}");
+        assert_eq!(swapped.metric("mercure_subscribers"), Some(40.0));
+        assert_eq!(swapped.violation().0, 20.0);
+        let honest = take(&cfg, 1.0, "publishing", &p, &[0, 0, 0], vec![gauges(10.0), gauges(30.0)]).await;
+        assert!(honest.subscribers_ok && honest.connections_ok, "{honest:?}");
+        assert_eq!((honest.subscribers_lo, honest.subscribers_hi), (40, 40));
+        // A hub that did not answer fails its group, and the sums are left out.
+        let missing = take(&cfg, 1.0, "publishing", &p, &[0, 0, 0], vec![gauges(10.0), None]).await;
+        assert!(!missing.subscribers_ok && missing.metrics.is_empty());
+        assert_eq!(missing.violation().0, f64::INFINITY);
+        // Settled: subscribers summed, connections the largest of any hub.
+        let zero = Progress::default();
+        let fin = take(&cfg, 2.0, "settled", &zero, &[0], vec![gauges(0.0), gauges(0.0)]).await;
+        assert_eq!(fin.final_gauges(), (Some(0.0), Some(1.0)));
     }
 
     #[test]
