@@ -122,7 +122,6 @@ fn capacity_with_several_nodes_and_no_redis_fails_clearly() {
 }
 
 #[test]
-#[ignore = "needs the hub's redis transport (issue 10)"]
 fn capacity_with_two_real_nodes_delivers_across_nodes() {
     // Two hubs sharing one Redis stream. Every publish goes to node 0 (one topic,
     // `--publish-spread topic`), so node 1's subscribers get only what crossed over
