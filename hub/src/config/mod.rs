@@ -8,7 +8,7 @@
 pub mod directives;
 mod settings;
 
-pub use settings::{Limits, Settings};
+pub use settings::{DEFAULT_ADMIN, Limits, ListenAddr, Settings};
 
 use std::time::Duration;
 
@@ -18,9 +18,15 @@ use clap::Parser;
 #[derive(Parser, Debug, Default)]
 #[command(name = "mercure-hub", version, about = "A fast, drop-in Mercure hub", long_about = None)]
 pub struct Cli {
-    /// Address to listen on: `:PORT`, `HOST:PORT` or `http://HOST:PORT` [default: 127.0.0.1:3000]
-    #[arg(long, env = "SERVER_NAME")]
+    /// Addresses to listen on, comma- or space-separated: `:PORT` (every interface, IPv4 and IPv6), `HOST:PORT` or `http://HOST:PORT` [default: 127.0.0.1:3000]
+    #[arg(long, visible_alias = "listen", env = "SERVER_NAME")]
     pub server_name: Option<String>,
+    /// Admin listener for health probes and metrics: `HOST:PORT`, `:PORT` (loopback) or `off` (directive `admin`) [default: 127.0.0.1:2019]
+    #[arg(long)]
+    pub admin: Option<String>,
+    /// Most simultaneous connections to the admin listener (directive `admin_max_connections`) [default: 64]
+    #[arg(long)]
+    pub admin_max_connections: Option<usize>,
     /// Key verifying publisher tokens (HMAC secret or PEM public key)
     #[arg(long, env = "MERCURE_PUBLISHER_JWT_KEY", hide_env_values = true)]
     pub publisher_jwt_key: Option<String>,
@@ -182,6 +188,9 @@ impl Cli {
         if let Some(v) = self.write_timeout {
             s.write_timeout = (!v.is_zero()).then_some(v);
         }
+        if let Some(v) = &self.admin {
+            s.admin = settings::parse_admin(v)?;
+        }
         if let Some(v) = &self.transport_url {
             s.transport = crate::history::HistorySpec::parse(v)?;
         }
@@ -190,6 +199,7 @@ impl Cli {
         l.max_subscribers = self.max_subscribers.or(l.max_subscribers);
         l.max_concurrent_streams = self.max_concurrent_streams.unwrap_or(l.max_concurrent_streams);
         l.max_body_size = self.max_body_size.unwrap_or(l.max_body_size);
+        l.admin_max_connections = self.admin_max_connections.unwrap_or(l.admin_max_connections);
         l.max_topics = self.max_topics.unwrap_or(l.max_topics);
         l.max_topic_length = self.max_topic_length.unwrap_or(l.max_topic_length);
         l.queue_events = self.subscriber_queue_events.unwrap_or(l.queue_events);
