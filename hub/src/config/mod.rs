@@ -8,7 +8,7 @@
 pub mod directives;
 mod settings;
 
-pub use settings::{DEFAULT_ADMIN, Limits, ListenAddr, Settings};
+pub use settings::{DEFAULT_ADMIN, Limits, ListenAddr, Settings, TlsFiles};
 
 use std::time::Duration;
 
@@ -21,6 +21,12 @@ pub struct Cli {
     /// Addresses to listen on, comma- or space-separated: `:PORT` (every interface, IPv4 and IPv6), `HOST:PORT` or `http://HOST:PORT` [default: 127.0.0.1:3000]
     #[arg(long, visible_alias = "listen", env = "SERVER_NAME")]
     pub server_name: Option<String>,
+    /// TLS certificate chain (PEM) for every public listener; with `--tls-key` (directive `tls CERT KEY`)
+    #[arg(long, env = "MERCURE_TLS_CERT_FILE")]
+    pub tls_cert: Option<String>,
+    /// TLS private key (PEM) matching `--tls-cert`
+    #[arg(long, env = "MERCURE_TLS_KEY_FILE")]
+    pub tls_key: Option<String>,
     /// Admin listener for health probes and metrics: `HOST:PORT`, `:PORT` (loopback) or `off` (directive `admin`) [default: 127.0.0.1:2019]
     #[arg(long)]
     pub admin: Option<String>,
@@ -148,6 +154,7 @@ impl Cli {
         let mut s = Settings::default();
         if let Some(name) = &self.server_name {
             s.listen = settings::parse_server_name(name)?;
+            s.wants_tls = name.split(|c: char| c == ',' || c.is_whitespace()).any(|a| a.starts_with("https://"));
         }
         if let Some(text) = &self.extra_directives {
             let parsed = directives::parse(text).map_err(|e| format!("MERCURE_EXTRA_DIRECTIVES {e}"))?;
@@ -187,6 +194,15 @@ impl Cli {
         }
         if let Some(v) = self.write_timeout {
             s.write_timeout = (!v.is_zero()).then_some(v);
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => s.tls = Some(TlsFiles { cert: cert.into(), key: key.into() }),
+            (None, None) => {}
+            _ => {
+                return Err(
+                    "TLS needs both a certificate and a key (MERCURE_TLS_CERT_FILE and MERCURE_TLS_KEY_FILE)".into()
+                );
+            }
         }
         if let Some(v) = &self.admin {
             s.admin = settings::parse_admin(v)?;

@@ -123,6 +123,13 @@ impl std::fmt::Display for ListenAddr {
     }
 }
 
+/// The certificate chain and private key files (PEM) of the public listeners' TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
 /// Where the admin listener (health probes and `/metrics`) binds, like Caddy's admin API.
 pub const DEFAULT_ADMIN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 2019);
 
@@ -133,6 +140,10 @@ pub struct Settings {
     /// The admin listener (`admin` directive): `None` when `admin off`. A port already taken at
     /// start-up is logged and the hub serves without it.
     pub admin: Option<SocketAddr>,
+    /// TLS on every public listener (`tls CERT KEY`, `MERCURE_TLS_CERT_FILE`/`_KEY_FILE`).
+    pub tls: Option<TlsFiles>,
+    /// `SERVER_NAME` asked for `https://`: start-up fails unless `tls` is set.
+    pub wants_tls: bool,
     /// The hub's name (`name` directive): health is also served at
     /// `/mercure/health/{name}/live` and `…/ready`, as the Go hub does. Default `default`.
     pub name: String,
@@ -162,6 +173,8 @@ impl Default for Settings {
         Settings {
             listen: vec![ListenAddr::Socket(SocketAddr::from(([127, 0, 0, 1], 3000)))],
             admin: Some(DEFAULT_ADMIN),
+            tls: None,
+            wants_tls: false,
             name: "default".into(),
             publisher_key: None,
             subscriber_key: None,
@@ -201,10 +214,8 @@ pub fn parse_server_name(name: &str) -> Result<Vec<ListenAddr>, String> {
 }
 
 fn parse_one_address(name: &str) -> Result<Vec<ListenAddr>, String> {
-    if name.starts_with("https://") {
-        return Err(format!("{name:?}: TLS is not built in; terminate TLS in front of the hub and use http://"));
-    }
-    let bare = name.strip_prefix("http://").unwrap_or(name).trim_end_matches('/');
+    let bare = name.strip_prefix("http://").or_else(|| name.strip_prefix("https://")).unwrap_or(name);
+    let bare = bare.trim_end_matches('/');
     if let Some(port) = bare.strip_prefix(':') {
         let port = port.parse::<u16>().map_err(|_| format!("{name:?}: {port:?} is not a port"))?;
         return Ok(vec![ListenAddr::AnyInterface(port)]);
@@ -213,6 +224,8 @@ fn parse_one_address(name: &str) -> Result<Vec<ListenAddr>, String> {
         bare.to_owned()
     } else if name.starts_with("http://") {
         format!("{bare}:80")
+    } else if name.starts_with("https://") {
+        format!("{bare}:443")
     } else {
         return Err(format!("{name:?}: expected :PORT, HOST:PORT or http://HOST:PORT"));
     };
@@ -391,6 +404,10 @@ impl Settings {
             "max_template_expressions" => self.limits.template.max_expressions = count(d)?,
             "max_template_variables" => self.limits.template.max_variables = count(d)?,
             "admin" => self.admin = parse_admin(one_arg(d)?)?,
+            "tls" => match d.args.as_slice() {
+                [cert, key] => self.tls = Some(TlsFiles { cert: cert.into(), key: key.into() }),
+                _ => return Err("tls takes a certificate file and a key file: `tls CERT KEY`".into()),
+            },
             "name" => self.name = one_arg(d)?.to_owned(),
             "admin_max_connections" => self.limits.admin_max_connections = count(d)?,
             "max_request_body_size" => match parse_size(one_arg(d)?).map_err(|e| format!("{}: {e}", d.name))? {
@@ -499,6 +516,11 @@ impl Settings {
     }
 
     pub fn validate(&self) -> Result<(), String> {
+        if self.wants_tls && self.tls.is_none() {
+            return Err("SERVER_NAME asks for https:// but no certificate is configured: set `tls CERT KEY` \
+                        (or MERCURE_TLS_CERT_FILE and MERCURE_TLS_KEY_FILE), or use http:// and terminate TLS in front"
+                .into());
+        }
         if self.cors_origins.iter().any(|o| o == "*") && self.cors_origins.len() > 1 {
             return Err("cors_origins: `*` cannot be combined with other origins".into());
         }
@@ -542,7 +564,7 @@ mod tests {
             parse_server_name(":80, 127.0.0.1:3000  [::1]:3001,:80").unwrap(),
             [ListenAddr::AnyInterface(80), sock("127.0.0.1:3000"), sock("[::1]:3001")]
         );
-        assert!(parse_server_name("https://example.com").is_err());
+        assert_eq!(parse_server_name("https://127.0.0.1").unwrap(), [sock("127.0.0.1:443")]);
         assert!(parse_server_name("example").is_err());
         assert!(parse_server_name(":http").is_err());
         assert!(parse_server_name(" , ").is_err());

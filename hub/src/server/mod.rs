@@ -1,7 +1,12 @@
 //! The HTTP server: accepting connections, routing, and shutting down.
 //!
+//! Public listeners: one per `SERVER_NAME` address (`listen`: `:PORT` is one dual-stack
+//! socket), each with its own accept loop and all sharing one connection ceiling, one HTTP
+//! configuration and one shutdown; optionally TLS on all of them (`tls`). The admin listener
+//! (`admin`) serves only health and metrics, with a ceiling of its own.
+//!
 //! One tokio task per connection (hyper's `auto` builder serves HTTP/1.1 and h2c on one
-//! port). The connection ceiling is a semaphore: a connection past it is answered with a
+//! port, and h2 or HTTP/1.1 over TLS as ALPN chose). The connection ceiling is a semaphore: a connection past it is answered with a
 //! static 503 and closed, before any buffer is allocated for it. Accept errors such as
 //! EMFILE back off instead of spinning. Every accepted connection gets TCP keepalive and
 //! `TCP_USER_TIMEOUT` ([`tcp`]), so a peer that vanished does not stay subscribed.
@@ -29,6 +34,7 @@ mod response;
 mod subscribe;
 mod subscriptions_api;
 mod tcp;
+mod tls;
 mod ui;
 
 use std::net::SocketAddr;
@@ -73,6 +79,8 @@ pub struct State {
     pub subscriber_slots: Arc<Semaphore>,
     /// This node's membership of a cluster (`transport_url redis://…`).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// TLS on every public listener, when configured (`tls`).
+    tls: Option<Arc<tls::Tls>>,
 }
 
 impl State {
@@ -132,6 +140,7 @@ impl State {
         // Unset only when the binary's start-up did not resolve it (library use): no ceiling.
         let slots = settings.limits.max_subscribers.unwrap_or(Semaphore::MAX_PERMITS).min(Semaphore::MAX_PERMITS);
         let subscriber_slots = Arc::new(Semaphore::new(slots));
+        let tls = settings.tls.as_ref().map(tls::Tls::load).transpose()?.map(Arc::new);
         Ok(State {
             hub: Arc::new(hub),
             settings,
@@ -140,6 +149,7 @@ impl State {
             subscriber_slots,
             heavy_matching: heavy::HeavyMatching::new(),
             cluster: None,
+            tls,
         })
     }
 }
@@ -222,6 +232,8 @@ impl Server {
             })
         });
 
+        let tls_watch = state.tls.clone().map(|t| tokio::spawn(t.watch()));
+
         // One accept loop per listener; each owns its listener, so aborting it stops accepting.
         let mut accepting: Vec<_> = listeners.into_iter().map(|l| tokio::spawn(acceptor.clone().run(l))).collect();
         if let Some(l) = admin {
@@ -238,8 +250,8 @@ impl Server {
         for task in accepting {
             let _ = task.await;
         }
-        if let Some(h) = heartbeat {
-            h.abort();
+        for task in [heartbeat, tls_watch].into_iter().flatten() {
+            task.abort();
         }
         state.hub.close_all();
         let _ = stop_tx.send(true);
@@ -304,10 +316,19 @@ impl Acceptor {
                 stop: self.stop.clone(),
                 _alive: self.alive.clone(),
             };
-            tokio::spawn(async move {
-                conn.serve(stream, peer).await;
-                drop(permit);
-            });
+            match &state.tls {
+                None => tokio::spawn(async move {
+                    conn.serve(stream, peer).await;
+                    drop(permit);
+                }),
+                Some(tls) => {
+                    let acceptor = tls.acceptor().clone();
+                    tokio::spawn(async move {
+                        conn.serve_tls(acceptor, stream, peer).await;
+                        drop(permit);
+                    })
+                }
+            };
         }
     }
 }
@@ -348,13 +369,32 @@ impl Connection {
             }
             // Boxed: hyper's connection state is large, and an idle subscriber's task must not
             // be sized for it.
-            Ok(native::Sniffed::Other(prefix)) => Box::pin(self.serve_hyper(prefix, stream, peer)).await,
+            Ok(native::Sniffed::Other(prefix)) => {
+                Box::pin(self.serve_hyper(native::Prefixed::new(prefix, stream), peer)).await
+            }
             Err(e) => tracing::debug!(%peer, error = %e, "connection closed before a request"),
         }
     }
 
-    /// Everything but natively served subscriptions: hyper, HTTP/1.1 or h2c.
-    async fn serve_hyper(&self, prefix: Vec<u8>, stream: TcpStream, peer: SocketAddr) {
+    /// A TLS connection: the handshake (bounded by `header_read_timeout`), then hyper (HTTP/2
+    /// when ALPN chose it, HTTP/1.1 otherwise). Not the native HTTP/1 path: it reads a plain
+    /// socket.
+    async fn serve_tls(self, acceptor: tokio_rustls::TlsAcceptor, stream: TcpStream, peer: SocketAddr) {
+        let _open = Gauge::up(&self.state.hub.metrics.connections);
+        let timeout = self.state.settings.limits.header_read_timeout;
+        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => Box::pin(self.serve_hyper(tls, peer)).await,
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        }
+    }
+
+    /// Everything but natively served subscriptions: hyper, HTTP/1.1 or HTTP/2 (h2c, or h2
+    /// over TLS).
+    async fn serve_hyper<I>(&self, io: I, peer: SocketAddr)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let abort = Arc::new(Notify::new());
         let state = self.state.clone();
         let svc_abort = abort.clone();
@@ -372,8 +412,7 @@ impl Connection {
             }
         });
         let grace = self.state.settings.limits.shutdown_grace;
-        let io = TokioIo::new(native::Prefixed::new(prefix, stream));
-        let conn = self.builder.serve_connection(io, service);
+        let conn = self.builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
         let mut stop = self.stop.clone();
         tokio::select! {
