@@ -6,8 +6,9 @@
 #              -e MERCURE_SUBSCRIBER_JWT_KEY='!ChangeThisMercureHubJWTSecretKey!' \
 #              -p 80:80 mercure-hub
 #
-# Port 443 is not exposed: the hub has no TLS yet (terminate it in front, as with the Go image
-# behind a proxy and SERVER_NAME=':80').
+# TLS: mount a certificate and key, set MERCURE_TLS_CERT_FILE, MERCURE_TLS_KEY_FILE and
+# SERVER_NAME=':443' (TLS applies to every public listener: one hub serves either cleartext or
+# TLS). Caddy's automatic certificates are not provided.
 
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
@@ -42,7 +43,7 @@ USER mercure
 # The default history file, mercure.redb, lands here.
 WORKDIR /data
 VOLUME /data
-EXPOSE 80
+EXPOSE 80 443
 
 # Readiness on the admin listener (127.0.0.1:2019 inside the container), with bash's /dev/tcp:
 # the slim image has neither wget nor curl. The hub answers HTTP/1.0 and closes.
