@@ -125,12 +125,35 @@ async fn the_go_hub_1_0_directives_start_the_hub() {
     publish_ok(hub.addr(), &token, &[("topic", "https://example.com/a"), ("data", "x")]).await;
     assert_eq!(request(hub.addr(), "GET", "/mercure/health/main/ready", &[], None).await.status, 200);
     assert_eq!(request(hub.addr(), "GET", "/", &[], None).await.status, 200);
+    let page = request(hub.addr(), "GET", "/.well-known/mercure/debug/", &[], None).await;
+    assert_eq!(page.status, 200, "the 1.0 debugger path");
+    assert!(page.text().contains("/ui/app.js"), "{}", page.text());
     let big = "x".repeat(520_000);
     let r = publish(hub.addr(), &token, &[("topic", "https://example.com/a"), ("data", &big)]).await;
     assert_eq!(r.status, 413, "{}", r.text());
     // Logged once each, at start-up.
     let lines = hub.logs().lines().filter(|l| l.contains("directive=drain_timeout ")).count();
     assert_eq!(lines, 1, "logs:\n{}", hub.logs());
+}
+
+/// The Go image's other variables: `GLOBAL_OPTIONS` may move the admin API (`admin …`), the
+/// rest of it and the Caddy snippets are logged as not read.
+#[tokio::test]
+async fn the_go_image_global_options_are_read_for_admin_and_logged_otherwise() {
+    let hub = HubProcess::start(&[
+        ("MERCURE_PUBLISHER_JWT_KEY", KEY),
+        ("GLOBAL_OPTIONS", "debug\nadmin 127.0.0.1:0\nservers {\n    metrics\n}"),
+        ("CADDY_SERVER_EXTRA_DIRECTIVES", "encode gzip"),
+    ]);
+    assert!(hub.wait_for_log("admin_addr=", Duration::from_secs(10)), "logs:\n{}", hub.logs());
+    let logs = hub.logs();
+    let admin: std::net::SocketAddr =
+        logs.split("admin_addr=").nth(1).and_then(|r| r.split_whitespace().next()?.parse().ok()).expect("address");
+    assert_ne!(admin.port(), 2019, "GLOBAL_OPTIONS moved the admin listener off the default");
+    for d in ["GLOBAL_OPTIONS/debug", "GLOBAL_OPTIONS/servers", "CADDY_SERVER_EXTRA_DIRECTIVES"] {
+        assert!(inactive_logged(&hub, d), "{d} not reported; logs:\n{}", hub.logs());
+    }
+    assert!(!inactive_logged(&hub, "GLOBAL_OPTIONS/admin"), "admin is honoured");
 }
 
 #[test]

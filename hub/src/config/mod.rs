@@ -139,6 +139,16 @@ pub struct Cli {
     /// Most variables in one URI template (directive `max_template_variables`) [default: 20]
     #[arg(long)]
     pub max_template_variables: Option<usize>,
+    /// Caddy's global options, as the Go image reads them: `admin ADDRESS|off` is honoured,
+    /// anything else is logged as inactive
+    #[arg(long, env = "GLOBAL_OPTIONS", hide = true)]
+    pub global_options: Option<String>,
+    /// Caddy configuration the Go image injects (not read here; logged if set)
+    #[arg(long, env = "CADDY_EXTRA_CONFIG", hide = true)]
+    pub caddy_extra_config: Option<String>,
+    /// Caddy site directives the Go image injects (not read here; logged if set)
+    #[arg(long, env = "CADDY_SERVER_EXTRA_DIRECTIVES", hide = true)]
+    pub caddy_server_extra_directives: Option<String>,
     /// Log format: `text` or `json`
     #[arg(long, env = "MERCURE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -155,6 +165,17 @@ impl Cli {
         if let Some(name) = &self.server_name {
             s.listen = settings::parse_server_name(name)?;
             s.wants_tls = name.split(|c: char| c == ',' || c.is_whitespace()).any(|a| a.starts_with("https://"));
+        }
+        if let Some(text) = self.global_options.as_deref().filter(|t| !t.trim().is_empty()) {
+            s.apply_global_options(text);
+        }
+        for (name, value) in [
+            ("CADDY_EXTRA_CONFIG", &self.caddy_extra_config),
+            ("CADDY_SERVER_EXTRA_DIRECTIVES", &self.caddy_server_extra_directives),
+        ] {
+            if value.as_deref().is_some_and(|v| !v.trim().is_empty()) {
+                s.inactive.push((name.into(), "Caddy configuration is not read by this hub"));
+            }
         }
         if let Some(text) = &self.extra_directives {
             let parsed = directives::parse(text).map_err(|e| format!("MERCURE_EXTRA_DIRECTIVES {e}"))?;

@@ -425,6 +425,30 @@ impl Settings {
         Ok(())
     }
 
+    /// `GLOBAL_OPTIONS`, Caddy's global options block as the Go image injects it. `admin
+    /// ADDRESS` / `admin off` sets the admin listener (a block after it is ignored); every other
+    /// option is logged as inactive. Never fatal: what the Go image accepted must not stop this
+    /// hub, so text that does not even parse is logged and ignored.
+    pub fn apply_global_options(&mut self, text: &str) {
+        const CADDY_ONLY: &str = "a Caddy global option: not read by this hub";
+        let parsed = match super::directives::parse(text) {
+            Ok(p) => p,
+            Err(_) => {
+                self.inactive.push(("GLOBAL_OPTIONS".into(), "not understood (Caddyfile syntax error): ignored"));
+                return;
+            }
+        };
+        for d in parsed {
+            match (d.name.as_str(), d.args.as_slice()) {
+                ("admin", [addr]) => match parse_admin(addr) {
+                    Ok(a) => self.admin = a,
+                    Err(_) => self.inactive.push(("GLOBAL_OPTIONS/admin".into(), "address not understood: ignored")),
+                },
+                _ => self.inactive.push((format!("GLOBAL_OPTIONS/{}", d.name), CADDY_ONLY)),
+            }
+        }
+    }
+
     /// `issuer ID { publisher { jwt KEY [ALG] } subscriber { jwt KEY [ALG] } }` (Go hub 1.0).
     /// The keys become the publisher and subscriber keys (the environment still wins), so a
     /// 1.0 configuration with one issuer works as it does with `publisher_jwt`/`subscriber_jwt`.

@@ -490,7 +490,8 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, 
         (&Method::GET, _) if op.is_some() => {
             op.map_or_else(|| Err(Refusal::new(404, "not found")), |op| op.answer(state))
         }
-        (&Method::GET, "/") if state.settings.ui => Ok(ui::page()),
+        // `/.well-known/mercure/debug/`: where the Go hub 1.0's `debugger` serves its page.
+        (&Method::GET, "/" | ui::GO_DEBUG_PATH) if state.settings.ui => Ok(ui::page()),
         (&Method::GET, p) if state.settings.ui && p.starts_with("/ui/") => {
             ui::asset(p).ok_or_else(|| Refusal::new(404, "not found"))
         }
