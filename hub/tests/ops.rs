@@ -95,6 +95,28 @@ async fn readiness_and_liveness_follow_the_history_writer() {
 }
 
 #[tokio::test]
+async fn a_failed_commit_makes_the_hub_unready_until_a_commit_succeeds() {
+    let hub = HubProcess::start(&[
+        ("MERCURE_PUBLISHER_JWT_KEY", KEY),
+        ("MERCURE_EXTRA_DIRECTIVES", "admin off"),
+        ("MERCURE_FAULT_INJECTION", "1"),
+    ]);
+    let token = publisher_token(&["*"]);
+    // This update's commit fails (debug builds with fault injection only).
+    let r = publish(hub.addr(), &token, &[("topic", TOPIC), ("id", "urn:mercure:fault:history-commit")]).await;
+    assert_eq!(r.status, 503, "{}", r.text());
+    let ready = request(hub.addr(), "GET", "/mercure/health/ready", &[], None).await;
+    assert_eq!(ready.status, 503, "{}", ready.text());
+    assert!(ready.text().contains("history write failed"), "{}", ready.text());
+    assert_eq!(request(hub.addr(), "GET", "/mercure/health/live", &[], None).await.status, 200, "still live");
+    let text = request(hub.addr(), "GET", "/metrics", &[], None).await.text();
+    assert_eq!(metric(&text, "mercure_history_failed_commits_total"), Some(1.0), "{text}");
+    // The next commit succeeds: ready again.
+    publish_ok(hub.addr(), &token, &[("topic", TOPIC), ("data", "fine")]).await;
+    assert_eq!(request(hub.addr(), "GET", "/mercure/health/ready", &[], None).await.status, 200);
+}
+
+#[tokio::test]
 async fn go_metric_names_and_ours_count_the_same_things() {
     let hub = HubProcess::with_directives("anonymous\nadmin off");
     let mut a = SseStream::connect(hub.addr(), &subscribe_path(&[TOPIC], &[]), &[]).await;

@@ -304,7 +304,10 @@ fn write_loop(db: Database, rx: mpsc::Receiver<Job>, fsync: FsyncPolicy, encode:
         fault::maybe_panic(&batch);
         let mut unencodable = vec![None; batch.len()];
         let started = Instant::now();
-        let result = commit(&db, &batch, sync, encode, &mut record, &mut unencodable);
+        let result = match fault::failed_commit(&batch) {
+            Some(e) => Err(e),
+            None => commit(&db, &batch, sync, encode, &mut record, &mut unencodable),
+        };
         if sync {
             status.fsync.observe(started.elapsed());
         }
@@ -417,24 +420,44 @@ impl Persistence for RedbStore {
 }
 
 /// Fault injection for the integration tests, like `server::fault`: only in debug builds and
-/// with `MERCURE_FAULT_INJECTION=1`, an update whose id is [`fault::PANIC_ID`] makes the
-/// writer thread panic, so the probes' view of a dead writer can be tested on the real binary.
+/// with `MERCURE_FAULT_INJECTION=1`, a batch holding an update whose id is [`fault::PANIC_ID`]
+/// makes the writer thread panic, and one holding [`fault::FAIL_ID`] fails its commit (nothing
+/// is written), so the probes' view of a dead or failing writer can be tested on the real
+/// binary. Release builds compile both to nothing.
 mod fault {
     #[cfg(debug_assertions)]
     pub const PANIC_ID: &str = "urn:mercure:fault:history-writer";
+    #[cfg(debug_assertions)]
+    pub const FAIL_ID: &str = "urn:mercure:fault:history-commit";
+
+    #[cfg(debug_assertions)]
+    fn asked(batch: &[super::Job], id: &str) -> bool {
+        static ENABLED: std::sync::LazyLock<bool> =
+            std::sync::LazyLock::new(|| std::env::var_os("MERCURE_FAULT_INJECTION").is_some_and(|v| v == "1"));
+        *ENABLED && batch.iter().any(|j| &*j.update.id == id)
+    }
 
     #[cfg(debug_assertions)]
     pub fn maybe_panic(batch: &[super::Job]) {
-        static ENABLED: std::sync::LazyLock<bool> =
-            std::sync::LazyLock::new(|| std::env::var_os("MERCURE_FAULT_INJECTION").is_some_and(|v| v == "1"));
-        if *ENABLED && batch.iter().any(|j| &*j.update.id == PANIC_ID) {
+        if asked(batch, PANIC_ID) {
             panic!("fault injected in the history writer");
         }
+    }
+
+    #[cfg(debug_assertions)]
+    pub fn failed_commit(batch: &[super::Job]) -> Option<String> {
+        asked(batch, FAIL_ID).then(|| "fault injected in the commit".to_owned())
     }
 
     #[cfg(not(debug_assertions))]
     #[inline(always)]
     pub fn maybe_panic(_batch: &[super::Job]) {}
+
+    #[cfg(not(debug_assertions))]
+    #[inline(always)]
+    pub fn failed_commit(_batch: &[super::Job]) -> Option<String> {
+        None
+    }
 }
 
 #[cfg(test)]
