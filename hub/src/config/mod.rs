@@ -6,6 +6,7 @@
 //! start-up with a message naming its line.
 
 pub mod directives;
+mod go_compat;
 mod settings;
 
 pub use settings::{DEFAULT_ADMIN, Limits, ListenAddr, Settings, TlsFiles};
