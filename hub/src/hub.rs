@@ -241,6 +241,7 @@ impl Hub {
             *seq
         };
         self.metrics.subscribers.fetch_add(1, Ordering::Relaxed);
+        self.metrics.subscribers_total.fetch_add(1, Ordering::Relaxed);
         self.mirror(sub, true);
         self.announce(sub, true);
         Ok(seq)
@@ -296,9 +297,33 @@ impl Hub {
     }
 
     /// The Prometheus text of [`Metrics`], with the gauges read from their owners first.
+    ///
+    /// Queue depth visits every subscriber's queue (a short lock each, shard by shard, never
+    /// blocking publishes for long): O(subscribers) per scrape (not measured yet), instead of a
+    /// shared counter that every push on every core would touch.
     pub fn render_metrics(&self) -> String {
         self.metrics.templates.store(self.registry.template_count() as u64, Ordering::Relaxed);
-        self.metrics.render()
+        let mut sampled = crate::metrics::Sampled::default();
+        self.registry.for_each(|sub| {
+            let (events, bytes) = sub.queue.depth();
+            sampled.queued_events += events as u64;
+            sampled.queued_bytes += bytes as u64;
+        });
+        {
+            let window = self.window.lock();
+            sampled.history_updates = window.len() as u64;
+            sampled.history_bytes = window.bytes() as u64;
+        }
+        let mut out = self.metrics.render(&sampled);
+        if let Some(p) = &self.persistence {
+            p.render_metrics(&mut out);
+        }
+        out
+    }
+
+    /// The durable store's health (always `Ok` without one).
+    pub fn history_health(&self) -> crate::history::StoreHealth {
+        self.persistence.as_ref().map_or(crate::history::StoreHealth::Ok, |p| p.health())
     }
 
     /// The id of the newest update in the history, if any (the API's `lastEventID`).

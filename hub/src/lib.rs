@@ -19,9 +19,11 @@
 //! - [`subscriptions`]: active-subscription events and documents (`subscriptions` directive).
 //! - [`history`]: the retained window for `Last-Event-ID` replay, and its durable store.
 //! - [`cluster`]: several nodes as one hub on a Redis stream (`transport_url redis://…`).
-//! - [`server`]: HTTP (hyper), connection ceiling, CORS, graceful shutdown.
+//! - [`server`]: HTTP (hyper), listeners (dual-stack, several addresses, TLS with reload), the
+//!   connection ceiling, CORS, health probes and the admin listener, graceful shutdown.
 //! - [`startup`]: what the binary does before serving (limits, development mode).
-//! - [`metrics`]: counters served at `/metrics`.
+//! - [`metrics`]: counters, gauges and a histogram served at `/metrics` (ours and the Go hub's
+//!   names).
 //! - `fuzz` (test builds only): in-process fuzz targets for every parser of client input; long
 //!   runs with `scripts/fuzz`.
 

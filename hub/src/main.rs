@@ -48,8 +48,8 @@ fn main() -> std::process::ExitCode {
                 return std::process::ExitCode::FAILURE;
             }
         };
-        match server.local_addr() {
-            Ok(addr) => tracing::info!(%addr, "listening"),
+        match server.local_addrs() {
+            Ok(addrs) => addrs.iter().for_each(|addr| tracing::info!(%addr, "listening")),
             Err(e) => tracing::warn!(error = %e, "listening on an unknown address"),
         }
         server.run(shutdown_signal()).await;

@@ -224,6 +224,12 @@ impl Queue {
         self.len() == 0
     }
 
+    /// Events and bytes waiting (the queue-depth gauges, read at scrape time).
+    pub fn depth(&self) -> (usize, usize) {
+        let inner = self.inner.lock();
+        (inner.events.len(), inner.bytes)
+    }
+
     /// Drains everything queued, up to about `max_frame` bytes, into one buffer.
     ///
     /// `Ready(Some(bytes))` when something was queued; `Ready(None)` once the queue is closed

@@ -53,7 +53,11 @@ pub fn development_mode(settings: &mut Settings) {
     settings.subscriber_key = Some(spec);
     let claims = serde_json::json!({"mercure": {"publish": ["*"], "subscribe": ["*"]}});
     let token = sign_hmac(key.as_bytes(), Algorithm::HS256, &claims).unwrap_or_default();
-    let addr = settings.listen;
+    let addr = match settings.listen.first() {
+        Some(crate::config::ListenAddr::AnyInterface(port)) => format!("localhost:{port}"),
+        Some(crate::config::ListenAddr::Socket(a)) => a.to_string(),
+        None => "localhost:3000".into(),
+    };
     tracing::warn!(
         "DEVELOPMENT MODE: no MERCURE_PUBLISHER_JWT_KEY set, generated a random key; do not use in production"
     );
@@ -66,7 +70,11 @@ pub fn development_mode(settings: &mut Settings) {
 
 /// Logs the configuration that matters when reading a hub's logs later.
 pub fn log_settings(settings: &Settings, max_connections: usize) {
+    let listen: Vec<String> = settings.listen.iter().map(|a| a.to_string()).collect();
     tracing::info!(
+        ?listen,
+        admin = ?settings.admin,
+        name = %settings.name,
         anonymous = settings.anonymous,
         cors_origins = ?settings.cors_origins,
         publish_origins = ?settings.publish_origins,
@@ -81,8 +89,8 @@ pub fn log_settings(settings: &Settings, max_connections: usize) {
         jwt_cache_entries = settings.limits.jwt_cache_entries,
         "configuration"
     );
-    for name in &settings.inactive {
-        tracing::warn!(directive = %name, "directive accepted but not active in this version");
+    for (name, reason) in &settings.inactive {
+        tracing::warn!(directive = %name, reason, "directive accepted but not active in this version");
     }
     let t = &settings.transport;
     tracing::info!(

@@ -6,9 +6,10 @@
 //! start-up with a message naming its line.
 
 pub mod directives;
+mod go_compat;
 mod settings;
 
-pub use settings::{Limits, Settings};
+pub use settings::{DEFAULT_ADMIN, Limits, ListenAddr, Settings, TlsFiles};
 
 use std::time::Duration;
 
@@ -18,9 +19,21 @@ use clap::Parser;
 #[derive(Parser, Debug, Default)]
 #[command(name = "mercure-hub", version, about = "A fast, drop-in Mercure hub", long_about = None)]
 pub struct Cli {
-    /// Address to listen on: `:PORT`, `HOST:PORT` or `http://HOST:PORT` [default: 127.0.0.1:3000]
-    #[arg(long, env = "SERVER_NAME")]
+    /// Addresses to listen on, comma- or space-separated: `:PORT` (every interface, IPv4 and IPv6), `HOST:PORT` or `http://HOST:PORT` [default: 127.0.0.1:3000]
+    #[arg(long, visible_alias = "listen", env = "SERVER_NAME")]
     pub server_name: Option<String>,
+    /// TLS certificate chain (PEM) for every public listener; with `--tls-key` (directive `tls CERT KEY`)
+    #[arg(long, env = "MERCURE_TLS_CERT_FILE")]
+    pub tls_cert: Option<String>,
+    /// TLS private key (PEM) matching `--tls-cert`
+    #[arg(long, env = "MERCURE_TLS_KEY_FILE")]
+    pub tls_key: Option<String>,
+    /// Admin listener for health probes and metrics: `HOST:PORT`, `:PORT` (loopback) or `off` (directive `admin`) [default: 127.0.0.1:2019]
+    #[arg(long)]
+    pub admin: Option<String>,
+    /// Most simultaneous connections to the admin listener (directive `admin_max_connections`) [default: 64]
+    #[arg(long)]
+    pub admin_max_connections: Option<usize>,
     /// Key verifying publisher tokens (HMAC secret or PEM public key)
     #[arg(long, env = "MERCURE_PUBLISHER_JWT_KEY", hide_env_values = true)]
     pub publisher_jwt_key: Option<String>,
@@ -127,6 +140,16 @@ pub struct Cli {
     /// Most variables in one URI template (directive `max_template_variables`) [default: 20]
     #[arg(long)]
     pub max_template_variables: Option<usize>,
+    /// Caddy's global options, as the Go image reads them: `admin ADDRESS|off` is honoured,
+    /// anything else is logged as inactive
+    #[arg(long, env = "GLOBAL_OPTIONS", hide = true)]
+    pub global_options: Option<String>,
+    /// Caddy configuration the Go image injects (not read here; logged if set)
+    #[arg(long, env = "CADDY_EXTRA_CONFIG", hide = true)]
+    pub caddy_extra_config: Option<String>,
+    /// Caddy site directives the Go image injects (not read here; logged if set)
+    #[arg(long, env = "CADDY_SERVER_EXTRA_DIRECTIVES", hide = true)]
+    pub caddy_server_extra_directives: Option<String>,
     /// Log format: `text` or `json`
     #[arg(long, env = "MERCURE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -142,6 +165,18 @@ impl Cli {
         let mut s = Settings::default();
         if let Some(name) = &self.server_name {
             s.listen = settings::parse_server_name(name)?;
+            s.wants_tls = name.split(|c: char| c == ',' || c.is_whitespace()).any(|a| a.starts_with("https://"));
+        }
+        if let Some(text) = self.global_options.as_deref().filter(|t| !t.trim().is_empty()) {
+            s.apply_global_options(text);
+        }
+        for (name, value) in [
+            ("CADDY_EXTRA_CONFIG", &self.caddy_extra_config),
+            ("CADDY_SERVER_EXTRA_DIRECTIVES", &self.caddy_server_extra_directives),
+        ] {
+            if value.as_deref().is_some_and(|v| !v.trim().is_empty()) {
+                s.inactive.push((name.into(), "Caddy configuration is not read by this hub"));
+            }
         }
         if let Some(text) = &self.extra_directives {
             let parsed = directives::parse(text).map_err(|e| format!("MERCURE_EXTRA_DIRECTIVES {e}"))?;
@@ -182,6 +217,18 @@ impl Cli {
         if let Some(v) = self.write_timeout {
             s.write_timeout = (!v.is_zero()).then_some(v);
         }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => s.tls = Some(TlsFiles { cert: cert.into(), key: key.into() }),
+            (None, None) => {}
+            _ => {
+                return Err(
+                    "TLS needs both a certificate and a key (MERCURE_TLS_CERT_FILE and MERCURE_TLS_KEY_FILE)".into()
+                );
+            }
+        }
+        if let Some(v) = &self.admin {
+            s.admin = settings::parse_admin(v)?;
+        }
         if let Some(v) = &self.transport_url {
             s.transport = crate::history::HistorySpec::parse(v)?;
         }
@@ -190,6 +237,7 @@ impl Cli {
         l.max_subscribers = self.max_subscribers.or(l.max_subscribers);
         l.max_concurrent_streams = self.max_concurrent_streams.unwrap_or(l.max_concurrent_streams);
         l.max_body_size = self.max_body_size.unwrap_or(l.max_body_size);
+        l.admin_max_connections = self.admin_max_connections.unwrap_or(l.admin_max_connections);
         l.max_topics = self.max_topics.unwrap_or(l.max_topics);
         l.max_topic_length = self.max_topic_length.unwrap_or(l.max_topic_length);
         l.queue_events = self.subscriber_queue_events.unwrap_or(l.queue_events);

@@ -60,6 +60,9 @@ pub struct Limits {
     pub tcp_user_timeout: Duration,
     /// Time allowed for streams to finish at shutdown before connections are cut. Default 5 s.
     pub shutdown_grace: Duration,
+    /// Simultaneous connections to the admin listener (probes, scrapes), apart from
+    /// `max_connections`; more are closed at once. Default 64.
+    pub admin_max_connections: usize,
     /// Accepted tokens remembered per role, so a repeated token skips the signature check
     /// (`exp` is still enforced); 0 disables. Default 4096.
     pub jwt_cache_entries: usize,
@@ -91,6 +94,7 @@ impl Default for Limits {
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
+            admin_max_connections: 64,
             tcp_keepalive: Duration::from_secs(30),
             tcp_user_timeout: Duration::from_secs(30),
             jwt_cache_entries: 4096,
@@ -101,9 +105,48 @@ impl Default for Limits {
     }
 }
 
+/// One address the public listener binds (`SERVER_NAME` may give several).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// `:PORT`: every interface, IPv4 and IPv6 (one dual-stack socket, see `server::listen`).
+    AnyInterface(u16),
+    /// `HOST:PORT` or `http://HOST:PORT`: exactly this address.
+    Socket(SocketAddr),
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ListenAddr::AnyInterface(port) => write!(f, ":{port}"),
+            ListenAddr::Socket(addr) => write!(f, "{addr}"),
+        }
+    }
+}
+
+/// The certificate chain and private key files (PEM) of the public listeners' TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+/// Where the admin listener (health probes and `/metrics`) binds, like Caddy's admin API.
+pub const DEFAULT_ADMIN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 2019);
+
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub listen: SocketAddr,
+    /// The public listener's addresses, at least one, no duplicates.
+    pub listen: Vec<ListenAddr>,
+    /// The admin listener (`admin` directive): `None` when `admin off`. A port already taken at
+    /// start-up is logged and the hub serves without it.
+    pub admin: Option<SocketAddr>,
+    /// TLS on every public listener (`tls CERT KEY`, `MERCURE_TLS_CERT_FILE`/`_KEY_FILE`).
+    pub tls: Option<TlsFiles>,
+    /// `SERVER_NAME` asked for `https://`: start-up fails unless `tls` is set.
+    pub wants_tls: bool,
+    /// The hub's name (`name` directive): health is also served at
+    /// `/mercure/health/{name}/live` and `…/ready`, as the Go hub does. Default `default`.
+    pub name: String,
     pub publisher_key: Option<KeySpec>,
     pub subscriber_key: Option<KeySpec>,
     pub anonymous: bool,
@@ -120,14 +163,19 @@ pub struct Settings {
     pub ui: bool,
     pub demo: bool,
     pub limits: Limits,
-    /// Directives recognized but not active in this version, to log at start-up.
-    pub inactive: Vec<String>,
+    /// Directives recognized but not active in this version, with the reason, to log once at
+    /// start-up.
+    pub inactive: Vec<(String, &'static str)>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            listen: vec![ListenAddr::Socket(SocketAddr::from(([127, 0, 0, 1], 3000)))],
+            admin: Some(DEFAULT_ADMIN),
+            tls: None,
+            wants_tls: false,
+            name: "default".into(),
             publisher_key: None,
             subscriber_key: None,
             anonymous: false,
@@ -146,31 +194,87 @@ impl Default for Settings {
     }
 }
 
-/// `:PORT` (every interface, as Caddy reads it), `HOST:PORT`, or `http://HOST:PORT`.
-pub fn parse_server_name(name: &str) -> Result<SocketAddr, String> {
-    let name = name.trim();
-    if name.starts_with("https://") {
-        return Err(format!(
-            "SERVER_NAME {name:?}: TLS is not built in; terminate TLS in front of the hub and use http://"
-        ));
+/// `SERVER_NAME`: one address or several, separated by commas and/or spaces as in a Caddy
+/// site address list. Each is `:PORT` (every interface, IPv4 and IPv6, as Caddy reads it),
+/// `HOST:PORT`, or `http://HOST[:PORT]`. A host name is resolved and every address it resolves
+/// to is bound (`localhost:3000` → `127.0.0.1:3000` and `[::1]:3000`). Duplicates are dropped.
+pub fn parse_server_name(name: &str) -> Result<Vec<ListenAddr>, String> {
+    let mut out = Vec::new();
+    for one in name.split(|c: char| c == ',' || c.is_whitespace()).filter(|s| !s.is_empty()) {
+        for addr in parse_one_address(one).map_err(|e| format!("SERVER_NAME {name:?}: {e}"))? {
+            if !out.contains(&addr) {
+                out.push(addr);
+            }
+        }
     }
-    if name.contains([',', ' ']) {
-        return Err(format!("SERVER_NAME {name:?}: one address only"));
+    if out.is_empty() {
+        return Err(format!("SERVER_NAME {name:?}: no address"));
     }
-    let bare = name.strip_prefix("http://").unwrap_or(name).trim_end_matches('/');
-    let with_host = if bare.starts_with(':') { format!("0.0.0.0{bare}") } else { bare.to_owned() };
-    let with_port = if with_host.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
-        with_host
+    Ok(out)
+}
+
+fn parse_one_address(name: &str) -> Result<Vec<ListenAddr>, String> {
+    let bare = name.strip_prefix("http://").or_else(|| name.strip_prefix("https://")).unwrap_or(name);
+    let bare = bare.trim_end_matches('/');
+    if let Some(port) = bare.strip_prefix(':') {
+        let port = port.parse::<u16>().map_err(|_| format!("{name:?}: {port:?} is not a port"))?;
+        return Ok(vec![ListenAddr::AnyInterface(port)]);
+    }
+    let with_port = if bare.rsplit_once(':').is_some_and(|(h, p)| p.parse::<u16>().is_ok() && !h.ends_with(':')) {
+        bare.to_owned()
     } else if name.starts_with("http://") {
-        format!("{with_host}:80")
+        format!("{bare}:80")
+    } else if name.starts_with("https://") {
+        format!("{bare}:443")
     } else {
-        return Err(format!("SERVER_NAME {name:?}: expected :PORT, HOST:PORT or http://HOST:PORT"));
+        return Err(format!("{name:?}: expected :PORT, HOST:PORT or http://HOST:PORT"));
     };
-    with_port
-        .to_socket_addrs()
-        .map_err(|e| format!("SERVER_NAME {name:?}: {e}"))?
+    let addrs: Vec<ListenAddr> =
+        with_port.to_socket_addrs().map_err(|e| format!("{name:?}: {e}"))?.map(ListenAddr::Socket).collect();
+    if addrs.is_empty() {
+        return Err(format!("{name:?}: resolves to no address"));
+    }
+    Ok(addrs)
+}
+
+/// `admin ADDRESS` / `admin off` (also `--admin`): the admin listener's address, or none.
+pub fn parse_admin(value: &str) -> Result<Option<SocketAddr>, String> {
+    let v = value.trim();
+    if v.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let full = if v.starts_with(':') { format!("127.0.0.1{v}") } else { v.to_owned() };
+    let full = full.strip_prefix("http://").unwrap_or(&full).trim_end_matches('/').to_owned();
+    full.to_socket_addrs()
+        .map_err(|e| format!("admin {value:?}: {e} (expected HOST:PORT, :PORT or off)"))?
         .next()
-        .ok_or_else(|| format!("SERVER_NAME {name:?}: resolves to no address"))
+        .map(Some)
+        .ok_or_else(|| format!("admin {value:?}: resolves to no address"))
+}
+
+/// A byte size as Caddy reads it (`max_request_body_size`): a number, optionally followed by a
+/// unit: `B`, `KB`/`MB`/`GB` (powers of 1000), `KiB`/`MiB`/`GiB` (powers of 1024); case and a
+/// space before the unit do not matter.
+pub fn parse_size(value: &str) -> Result<u64, String> {
+    let v = value.trim();
+    let split = v.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(v.len());
+    let (number, unit) = (&v[..split], v[split..].trim());
+    let number: f64 = number.parse().map_err(|_| format!("{value:?} is not a size"))?;
+    let scale: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "ki" | "kib" => 1 << 10,
+        "m" | "mb" => 1_000_000,
+        "mi" | "mib" => 1 << 20,
+        "g" | "gb" => 1_000_000_000,
+        "gi" | "gib" => 1 << 30,
+        _ => return Err(format!("{value:?}: unknown unit {unit:?}")),
+    };
+    let bytes = number * scale as f64;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 {
+        return Err(format!("{value:?} is out of range"));
+    }
+    Ok(bytes as u64)
 }
 
 /// `transport NAME { path P; size N; … }` (the Go hub's block form) → `NAME://P?size=N&…`.
@@ -197,14 +301,14 @@ fn transport_block_url(d: &Directive) -> Result<String, String> {
     Ok(if query.is_empty() { format!("{name}://{path}") } else { format!("{name}://{path}?{query}") })
 }
 
-fn one_arg(d: &Directive) -> Result<&str, String> {
+pub(super) fn one_arg(d: &Directive) -> Result<&str, String> {
     match d.args.as_slice() {
         [a] => Ok(a),
         _ => Err(format!("{} takes exactly one argument", d.name)),
     }
 }
 
-fn no_args(d: &Directive) -> Result<(), String> {
+pub(super) fn no_args(d: &Directive) -> Result<(), String> {
     if d.args.is_empty() { Ok(()) } else { Err(format!("{} takes no argument", d.name)) }
 }
 
@@ -229,7 +333,7 @@ fn duration(d: &Directive) -> Result<Duration, String> {
     parse_duration(one_arg(d)?).map_err(|e| format!("{}: {e}", d.name))
 }
 
-fn key_spec(d: &Directive) -> Result<KeySpec, String> {
+pub(super) fn key_spec(d: &Directive) -> Result<KeySpec, String> {
     match d.args.as_slice() {
         [key] => Ok(KeySpec { key: key.clone(), algorithm: jsonwebtoken::Algorithm::HS256 }),
         [key, alg] => Ok(KeySpec { key: key.clone(), algorithm: parse_algorithm(alg)? }),
@@ -239,7 +343,7 @@ fn key_spec(d: &Directive) -> Result<KeySpec, String> {
 
 impl Settings {
     pub fn apply_directive(&mut self, d: &Directive) -> Result<(), String> {
-        if !d.block.is_empty() && d.name != "transport" {
+        if !d.block.is_empty() && d.name != "transport" && d.name != "issuer" {
             return Err(format!("{} takes no block", d.name));
         }
         match d.name.as_str() {
@@ -251,11 +355,13 @@ impl Settings {
                 no_args(d)?;
                 self.subscriptions = true;
             }
-            "ui" => {
+            // `debugger` is the Go hub 1.0's name for `ui`, `playground` for `demo` (the page is
+            // served at `/` here, not under `/.well-known/mercure/debug/`).
+            "ui" | "debugger" => {
                 no_args(d)?;
                 self.ui = true;
             }
-            "demo" => {
+            "demo" | "playground" => {
                 no_args(d)?;
                 self.ui = true;
                 self.demo = true;
@@ -297,17 +403,30 @@ impl Settings {
             "max_template_length" => self.limits.template.max_length = count(d)?,
             "max_template_expressions" => self.limits.template.max_expressions = count(d)?,
             "max_template_variables" => self.limits.template.max_variables = count(d)?,
-            // Go hub directives this hub accepts but does not act on (yet): said at start-up.
-            "publisher_jwks_url"
-            | "subscriber_jwks_url"
-            | "protocol_version_compatibility"
-            | "topic_selector_cache"
-            | "lru_cache" => self.inactive.push(d.name.clone()),
-            other => return Err(format!("unknown directive {other:?}")),
+            "admin" => self.admin = parse_admin(one_arg(d)?)?,
+            "tls" => match d.args.as_slice() {
+                [cert, key] => self.tls = Some(TlsFiles { cert: cert.into(), key: key.into() }),
+                _ => return Err("tls takes a certificate file and a key file: `tls CERT KEY`".into()),
+            },
+            "name" => self.name = one_arg(d)?.to_owned(),
+            "admin_max_connections" => self.limits.admin_max_connections = count(d)?,
+            "max_request_body_size" => match parse_size(one_arg(d)?).map_err(|e| format!("{}: {e}", d.name))? {
+                // The Go hub's 0 hands the bound to a proxy; this hub always keeps one.
+                0 => self.inactive.push((d.name.clone(), super::go_compat::INACTIVE_BODY_SIZE_ZERO)),
+                n => self.limits.max_body_size = usize::try_from(n).unwrap_or(usize::MAX),
+            },
+            "issuer" => self.apply_issuer(d)?,
+            // Go hub directives this hub accepts but does not act on: said once at start-up.
+            name => match super::go_compat::inactive_reason(name) {
+                Some(reason) => self.inactive.push((d.name.clone(), reason)),
+                None => return Err(format!("unknown directive {name:?}")),
+            },
         }
         Ok(())
     }
+}
 
+impl Settings {
     /// Keys from the environment (they override `publisher_jwt`/`subscriber_jwt` directives).
     pub fn set_keys(
         &mut self,
@@ -334,12 +453,18 @@ impl Settings {
     }
 
     pub fn validate(&self) -> Result<(), String> {
+        if self.wants_tls && self.tls.is_none() {
+            return Err("SERVER_NAME asks for https:// but no certificate is configured: set `tls CERT KEY` \
+                        (or MERCURE_TLS_CERT_FILE and MERCURE_TLS_KEY_FILE), or use http:// and terminate TLS in front"
+                .into());
+        }
         if self.cors_origins.iter().any(|o| o == "*") && self.cors_origins.len() > 1 {
             return Err("cors_origins: `*` cannot be combined with other origins".into());
         }
         let l = &self.limits;
         if [
             l.max_body_size,
+            l.admin_max_connections,
             l.queue_events,
             l.queue_bytes,
             l.max_templates,
@@ -367,11 +492,34 @@ mod tests {
 
     #[test]
     fn server_names() {
-        assert_eq!(parse_server_name(":3000").unwrap(), "0.0.0.0:3000".parse().unwrap());
-        assert_eq!(parse_server_name("127.0.0.1:0").unwrap(), "127.0.0.1:0".parse().unwrap());
-        assert_eq!(parse_server_name("http://127.0.0.1:8080").unwrap(), "127.0.0.1:8080".parse().unwrap());
-        assert!(parse_server_name("https://example.com").is_err());
+        let sock = |s: &str| ListenAddr::Socket(s.parse().unwrap());
+        assert_eq!(parse_server_name(":3000").unwrap(), [ListenAddr::AnyInterface(3000)]);
+        assert_eq!(parse_server_name("127.0.0.1:0").unwrap(), [sock("127.0.0.1:0")]);
+        assert_eq!(parse_server_name("http://127.0.0.1:8080").unwrap(), [sock("127.0.0.1:8080")]);
+        assert_eq!(parse_server_name("http://[::1]:8080/").unwrap(), [sock("[::1]:8080")]);
+        assert_eq!(
+            parse_server_name(":80, 127.0.0.1:3000  [::1]:3001,:80").unwrap(),
+            [ListenAddr::AnyInterface(80), sock("127.0.0.1:3000"), sock("[::1]:3001")]
+        );
+        assert_eq!(parse_server_name("https://127.0.0.1").unwrap(), [sock("127.0.0.1:443")]);
         assert!(parse_server_name("example").is_err());
+        assert!(parse_server_name(":http").is_err());
+        assert!(parse_server_name(" , ").is_err());
+    }
+
+    #[test]
+    fn admin_and_sizes() {
+        assert_eq!(parse_admin("off").unwrap(), None);
+        assert_eq!(parse_admin(":2020").unwrap(), Some("127.0.0.1:2020".parse().unwrap()));
+        assert_eq!(parse_admin("0.0.0.0:2019").unwrap(), Some("0.0.0.0:2019".parse().unwrap()));
+        assert!(parse_admin("nowhere").is_err());
+        assert_eq!(parse_size("512KB").unwrap(), 512_000);
+        assert_eq!(parse_size("1MiB").unwrap(), 1 << 20);
+        assert_eq!(parse_size("2 kib").unwrap(), 2048);
+        assert_eq!(parse_size("100").unwrap(), 100);
+        assert!(parse_size("1PB").is_err());
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("1e400").is_err());
     }
 
     #[test]

@@ -41,7 +41,8 @@ use tokio::sync::oneshot;
 
 use crate::update::Update;
 
-use super::{Ack, FsyncPolicy, Persistence, WriteError};
+use super::{Ack, FsyncPolicy, Persistence, StoreHealth, WriteError};
+use crate::metrics::Histogram;
 
 const UPDATES: TableDefinition<u64, &[u8]> = TableDefinition::new("updates");
 
@@ -178,6 +179,32 @@ pub struct RedbStore {
     /// publish under the dispatch lock, so never contended.
     tx: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    /// What the writer thread reports about itself (probes, metrics).
+    status: Arc<WriterStatus>,
+}
+
+/// The writer thread's state as the rest of the hub sees it. Written by the writer once per
+/// batch, read by probes and scrapes.
+#[derive(Default)]
+struct WriterStatus {
+    /// Set when the writer thread ends, by a guard, so a panic sets it too.
+    stopped: std::sync::atomic::AtomicBool,
+    /// The last commit's error, `None` after a successful one. parking_lot: written once per
+    /// batch by the writer, read by probes; never held across anything else.
+    last_error: Mutex<Option<String>>,
+    /// Duration of each durable commit (page writes and fsync), one observation per batch.
+    fsync: Histogram,
+    /// Commits that failed (each fails its whole batch's publishes).
+    failed_commits: std::sync::atomic::AtomicU64,
+}
+
+/// Marks the writer stopped when dropped: at the end of `write_loop`, or while unwinding.
+struct StoppedOnDrop(Arc<WriterStatus>);
+
+impl Drop for StoppedOnDrop {
+    fn drop(&mut self) {
+        self.0.stopped.store(true, std::sync::atomic::Ordering::Release);
+    }
 }
 
 /// An update loaded from disk at start-up: its sequence number, publish time, and content.
@@ -211,11 +238,13 @@ impl RedbStore {
         let loaded = load(&db).map_err(|e| format!("cannot read history file {}: {e}", path.display()))?;
         tracing::info!(file = %path.display(), cache_bytes, "history store opened");
         let (tx, rx) = mpsc::channel();
+        let status = Arc::new(WriterStatus::default());
+        let guard = StoppedOnDrop(status.clone());
         let writer = std::thread::Builder::new()
             .name("history-writer".into())
-            .spawn(move || write_loop(db, rx, fsync, encode))
+            .spawn(move || write_loop(db, rx, fsync, encode, guard))
             .map_err(|e| format!("cannot start the history writer: {e}"))?;
-        Ok((RedbStore { tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)) }, loaded))
+        Ok((RedbStore { tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(writer)), status }, loaded))
     }
 }
 
@@ -237,7 +266,8 @@ fn load(db: &Database) -> Result<Vec<Loaded>, String> {
     Ok(out)
 }
 
-fn write_loop(db: Database, rx: mpsc::Receiver<Job>, fsync: FsyncPolicy, encode: Encoder) {
+fn write_loop(db: Database, rx: mpsc::Receiver<Job>, fsync: FsyncPolicy, encode: Encoder, guard: StoppedOnDrop) {
+    let status = &guard.0;
     let mut last_sync = Instant::now();
     let mut dirty = false;
     let mut open = true;
@@ -271,8 +301,20 @@ fn write_loop(db: Database, rx: mpsc::Receiver<Job>, fsync: FsyncPolicy, encode:
             FsyncPolicy::Always => true,
             FsyncPolicy::Interval(every) => !open || last_sync.elapsed() >= every,
         };
+        fault::maybe_panic(&batch);
         let mut unencodable = vec![None; batch.len()];
-        let result = commit(&db, &batch, sync, encode, &mut record, &mut unencodable);
+        let started = Instant::now();
+        let result = match fault::failed_commit(&batch) {
+            Some(e) => Err(e),
+            None => commit(&db, &batch, sync, encode, &mut record, &mut unencodable),
+        };
+        if sync {
+            status.fsync.observe(started.elapsed());
+        }
+        if result.is_err() {
+            status.failed_commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        *status.last_error.lock() = result.as_ref().err().cloned();
         if record.capacity() > KEPT_RECORD_CAPACITY {
             record = Vec::new();
         }
@@ -350,6 +392,72 @@ impl Persistence for RedbStore {
             let _ = w.join();
         }
     }
+
+    fn health(&self) -> StoreHealth {
+        if self.status.stopped.load(std::sync::atomic::Ordering::Acquire) {
+            return StoreHealth::Stopped("history writer stopped".into());
+        }
+        match &*self.status.last_error.lock() {
+            Some(e) => StoreHealth::Failing(format!("history write failed: {e}")),
+            None => StoreHealth::Ok,
+        }
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        self.status.fsync.render(
+            out,
+            "mercure_history_fsync_duration_seconds",
+            "Duration of a durable history commit (page writes and fsync), one per group commit.",
+        );
+        let failed = self.status.failed_commits.load(std::sync::atomic::Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP mercure_history_failed_commits_total History commits that failed.\n\
+             # TYPE mercure_history_failed_commits_total counter\nmercure_history_failed_commits_total {failed}"
+        );
+    }
+}
+
+/// Fault injection for the integration tests, like `server::fault`: only in debug builds and
+/// with `MERCURE_FAULT_INJECTION=1`, a batch holding an update whose id is [`fault::PANIC_ID`]
+/// makes the writer thread panic, and one holding [`fault::FAIL_ID`] fails its commit (nothing
+/// is written), so the probes' view of a dead or failing writer can be tested on the real
+/// binary. Release builds compile both to nothing.
+mod fault {
+    #[cfg(debug_assertions)]
+    pub const PANIC_ID: &str = "urn:mercure:fault:history-writer";
+    #[cfg(debug_assertions)]
+    pub const FAIL_ID: &str = "urn:mercure:fault:history-commit";
+
+    #[cfg(debug_assertions)]
+    fn asked(batch: &[super::Job], id: &str) -> bool {
+        static ENABLED: std::sync::LazyLock<bool> =
+            std::sync::LazyLock::new(|| std::env::var_os("MERCURE_FAULT_INJECTION").is_some_and(|v| v == "1"));
+        *ENABLED && batch.iter().any(|j| &*j.update.id == id)
+    }
+
+    #[cfg(debug_assertions)]
+    pub fn maybe_panic(batch: &[super::Job]) {
+        if asked(batch, PANIC_ID) {
+            panic!("fault injected in the history writer");
+        }
+    }
+
+    #[cfg(debug_assertions)]
+    pub fn failed_commit(batch: &[super::Job]) -> Option<String> {
+        asked(batch, FAIL_ID).then(|| "fault injected in the commit".to_owned())
+    }
+
+    #[cfg(not(debug_assertions))]
+    #[inline(always)]
+    pub fn maybe_panic(_batch: &[super::Job]) {}
+
+    #[cfg(not(debug_assertions))]
+    #[inline(always)]
+    pub fn failed_commit(_batch: &[super::Job]) -> Option<String> {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -406,6 +514,24 @@ mod tests {
         huge_count[at..at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode_record(&huge_count).is_err());
         assert!(decode_record(b"\x07junk").is_err());
+    }
+
+    #[test]
+    fn health_and_fsync_metrics_follow_the_writer() {
+        let dir = std::env::temp_dir().join(format!("mercure-durable-{}-health", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (store, _) = RedbStore::open_with_cache(&dir.join("h.redb"), FsyncPolicy::Always, 64 << 10).unwrap();
+        assert_eq!(store.health(), StoreHealth::Ok);
+        let u = Arc::new(rich());
+        assert_eq!(store.append(1, &u, 1000, 1).blocking_recv().unwrap(), Ok(()));
+        let mut text = String::new();
+        store.render_metrics(&mut text);
+        assert!(text.contains("mercure_history_fsync_duration_seconds_count 1\n"), "{text}");
+        assert!(text.contains("mercure_history_failed_commits_total 0\n"), "{text}");
+        store.close();
+        assert!(matches!(store.health(), StoreHealth::Stopped(_)), "a closed writer is stopped");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

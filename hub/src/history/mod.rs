@@ -83,4 +83,23 @@ pub trait Persistence: Send + Sync {
     fn append(&self, seq: u64, update: &Arc<Update>, at_ms: u64, trim_below: u64) -> Ack;
     /// Flushes and stops the writer (shutdown). Blocks until done.
     fn close(&self);
+    /// Whether the store takes writes now (readiness and liveness probes). Cheap: an atomic
+    /// load and, when failing, a short lock.
+    fn health(&self) -> StoreHealth {
+        StoreHealth::Ok
+    }
+    /// Appends the store's own metrics (Prometheus text) to `out`.
+    fn render_metrics(&self, _out: &mut String) {}
+}
+
+/// A durable store's state, as the probes report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreHealth {
+    Ok,
+    /// The last commit failed (the reason); the writer still runs and the next commit may
+    /// succeed (a full disk that was freed). Not ready, still live.
+    Failing(String),
+    /// The writer thread has ended (shutdown, or a panic): nothing will be stored again until
+    /// a restart. Neither ready nor live.
+    Stopped(String),
 }

@@ -126,8 +126,7 @@ impl Window {
         self.entries.is_empty()
     }
 
-    /// Bytes retained, as counted against `max_bytes` (tests).
-    #[cfg(test)]
+    /// Bytes retained, as counted against `max_bytes` (metrics, tests).
     pub fn bytes(&self) -> usize {
         self.bytes
     }

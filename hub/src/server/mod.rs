@@ -1,7 +1,12 @@
 //! The HTTP server: accepting connections, routing, and shutting down.
 //!
+//! Public listeners: one per `SERVER_NAME` address (`listen`: `:PORT` is one dual-stack
+//! socket), each with its own accept loop and all sharing one connection ceiling, one HTTP
+//! configuration and one shutdown; optionally TLS on all of them (`tls`). The admin listener
+//! (`admin`) serves only health and metrics, with a ceiling of its own.
+//!
 //! One tokio task per connection (hyper's `auto` builder serves HTTP/1.1 and h2c on one
-//! port). The connection ceiling is a semaphore: a connection past it is answered with a
+//! port, and h2 or HTTP/1.1 over TLS as ALPN chose). The connection ceiling is a semaphore: a connection past it is answered with a
 //! static 503 and closed, before any buffer is allocated for it. Accept errors such as
 //! EMFILE back off instead of spinning. Every accepted connection gets TCP keepalive and
 //! `TCP_USER_TIMEOUT` ([`tcp`]), so a peer that vanished does not stay subscribed.
@@ -15,18 +20,21 @@
 //! connection to finish, and give them `shutdown_grace` before cutting them. Each connection
 //! task holds a clone of a channel sender; the channel closing means all have ended.
 
+mod admin;
 mod body;
 mod cors;
 mod demo;
 mod fault;
 mod heavy;
 pub(crate) mod input;
+mod listen;
 pub(crate) mod native;
 pub(crate) mod publish;
 mod response;
 mod subscribe;
 mod subscriptions_api;
 mod tcp;
+mod tls;
 mod ui;
 
 use std::net::SocketAddr;
@@ -71,6 +79,8 @@ pub struct State {
     pub subscriber_slots: Arc<Semaphore>,
     /// This node's membership of a cluster (`transport_url redis://…`).
     pub cluster: Option<Arc<crate::cluster::Cluster>>,
+    /// TLS on every public listener, when configured (`tls`).
+    tls: Option<Arc<tls::Tls>>,
 }
 
 impl State {
@@ -130,6 +140,7 @@ impl State {
         // Unset only when the binary's start-up did not resolve it (library use): no ceiling.
         let slots = settings.limits.max_subscribers.unwrap_or(Semaphore::MAX_PERMITS).min(Semaphore::MAX_PERMITS);
         let subscriber_slots = Arc::new(Semaphore::new(slots));
+        let tls = settings.tls.as_ref().map(tls::Tls::load).transpose()?.map(Arc::new);
         Ok(State {
             hub: Arc::new(hub),
             settings,
@@ -138,25 +149,50 @@ impl State {
             subscriber_slots,
             heavy_matching: heavy::HeavyMatching::new(),
             cluster: None,
+            tls,
         })
     }
 }
 
 /// A bound, not yet serving, server.
 pub struct Server {
-    listener: TcpListener,
+    /// The public listeners: one per `SERVER_NAME` address (at least one).
+    listeners: Vec<TcpListener>,
+    /// The admin listener (health and metrics), when configured and its port was free.
+    admin: Option<TcpListener>,
     state: Arc<State>,
     max_connections: usize,
 }
 
 impl Server {
+    /// Binds every public address (an error names the one that failed) and the admin
+    /// address. An admin port that cannot be bound is logged and skipped: probes then use the
+    /// public listener, which serves the same paths.
     pub async fn bind(state: State, max_connections: usize) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(state.settings.listen).await?;
-        Ok(Server { listener, state: Arc::new(state), max_connections })
+        let listeners = listen::bind_public(&state.settings.listen)?;
+        let admin = state.settings.admin.and_then(|addr| match listen::bind_admin(addr) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(%addr, error = %e, "admin listener not started (health and metrics stay on the public listener)");
+                None
+            }
+        });
+        Ok(Server { listeners, admin, state: Arc::new(state), max_connections })
     }
 
+    /// The first public listener's address.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.listeners.first().ok_or_else(|| std::io::Error::other("no listener"))?.local_addr()
+    }
+
+    /// Every public listener's address, in `SERVER_NAME` order.
+    pub fn local_addrs(&self) -> std::io::Result<Vec<SocketAddr>> {
+        self.listeners.iter().map(|l| l.local_addr()).collect()
+    }
+
+    /// The admin listener's address, if it is bound.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> &Arc<State> {
@@ -165,8 +201,7 @@ impl Server {
 
     /// Serves until `shutdown` completes, then drains as described in the module docs.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let Server { listener, state, max_connections } = self;
-        let permits = Arc::new(Semaphore::new(max_connections));
+        let Server { listeners, admin, state, max_connections } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -176,7 +211,14 @@ impl Server {
             .header_read_timeout(state.settings.limits.header_read_timeout)
             .keep_alive(true);
         builder.http2().timer(TokioTimer::new()).max_concurrent_streams(state.settings.limits.max_concurrent_streams);
-        let builder = Arc::new(builder);
+        let acceptor = Acceptor {
+            state: state.clone(),
+            builder: Arc::new(builder),
+            permits: Arc::new(Semaphore::new(max_connections)),
+            max_connections,
+            stop: stop_rx.clone(),
+            alive: alive_tx.clone(),
+        };
 
         let heartbeat = state.settings.heartbeat.map(|period| {
             let hub = state.hub.clone();
@@ -190,48 +232,26 @@ impl Server {
             })
         });
 
-        tokio::pin!(shutdown);
-        let mut accept_errors_logged_at: Option<tokio::time::Instant> = None;
-        loop {
-            let (stream, peer) = tokio::select! {
-                _ = &mut shutdown => break,
-                r = listener.accept() => match r {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // EMFILE/ENFILE and friends: back off so the loop cannot spin.
-                        if accept_errors_logged_at.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
-                            tracing::error!(error = %e, "accept failed; backing off");
-                            accept_errors_logged_at = Some(tokio::time::Instant::now());
-                        }
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let Ok(permit) = permits.clone().try_acquire_owned() else {
-                state.hub.metrics.refused_connections.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(%peer, max_connections, "refused connection: connection ceiling reached");
-                tokio::spawn(refuse(stream));
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            tcp::tune(&stream, &state.settings.limits);
-            let conn = Connection {
-                state: state.clone(),
-                builder: builder.clone(),
-                stop: stop_rx.clone(),
-                _alive: alive_tx.clone(),
-            };
-            tokio::spawn(async move {
-                conn.serve(stream, peer).await;
-                drop(permit);
-            });
+        let tls_watch = state.tls.clone().map(|t| tokio::spawn(t.watch()));
+
+        // One accept loop per listener; each owns its listener, so aborting it stops accepting.
+        let mut accepting: Vec<_> = listeners.into_iter().map(|l| tokio::spawn(acceptor.clone().run(l))).collect();
+        if let Some(l) = admin {
+            let admin = admin::Admin::new(state.clone(), stop_rx.clone(), alive_tx.clone());
+            accepting.push(tokio::spawn(admin.run(l)));
         }
+        drop(acceptor);
+        shutdown.await;
 
         tracing::info!("shutting down: closing streams");
-        drop(listener);
-        if let Some(h) = heartbeat {
-            h.abort();
+        for task in &accepting {
+            task.abort();
+        }
+        for task in accepting {
+            let _ = task.await;
+        }
+        for task in [heartbeat, tls_watch].into_iter().flatten() {
+            task.abort();
         }
         state.hub.close_all();
         let _ = stop_tx.send(true);
@@ -246,6 +266,70 @@ impl Server {
         let hub = state.hub.clone();
         let _ = tokio::task::spawn_blocking(move || hub.close_history()).await;
         tracing::info!("stopped");
+    }
+}
+
+/// What every public listener's accept loop shares: one connection ceiling, one HTTP
+/// configuration, one shutdown signal.
+#[derive(Clone)]
+struct Acceptor {
+    state: Arc<State>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    /// The connection ceiling (`max_connections`), shared by every public listener: a
+    /// semaphore, so a slot is released exactly when its connection task ends.
+    permits: Arc<Semaphore>,
+    max_connections: usize,
+    stop: watch::Receiver<bool>,
+    /// Cloned into every connection task; see the module docs' `## Shutdown`.
+    alive: mpsc::Sender<()>,
+}
+
+impl Acceptor {
+    /// Accepts until aborted (shutdown).
+    async fn run(self, listener: TcpListener) {
+        let mut accept_errors_logged_at: Option<tokio::time::Instant> = None;
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    // EMFILE/ENFILE and friends: back off so the loop cannot spin.
+                    if accept_errors_logged_at.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
+                        tracing::error!(error = %e, "accept failed; backing off");
+                        accept_errors_logged_at = Some(tokio::time::Instant::now());
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let state = &self.state;
+            let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+                state.hub.metrics.refused_connections.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(%peer, max_connections = self.max_connections, "refused connection: connection ceiling reached");
+                tokio::spawn(refuse(stream));
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tcp::tune(&stream, &state.settings.limits);
+            let conn = Connection {
+                state: state.clone(),
+                builder: self.builder.clone(),
+                stop: self.stop.clone(),
+                _alive: self.alive.clone(),
+            };
+            match &state.tls {
+                None => tokio::spawn(async move {
+                    conn.serve(stream, peer).await;
+                    drop(permit);
+                }),
+                Some(tls) => {
+                    let acceptor = tls.acceptor().clone();
+                    tokio::spawn(async move {
+                        conn.serve_tls(acceptor, stream, peer).await;
+                        drop(permit);
+                    })
+                }
+            };
+        }
     }
 }
 
@@ -285,13 +369,32 @@ impl Connection {
             }
             // Boxed: hyper's connection state is large, and an idle subscriber's task must not
             // be sized for it.
-            Ok(native::Sniffed::Other(prefix)) => Box::pin(self.serve_hyper(prefix, stream, peer)).await,
+            Ok(native::Sniffed::Other(prefix)) => {
+                Box::pin(self.serve_hyper(native::Prefixed::new(prefix, stream), peer)).await
+            }
             Err(e) => tracing::debug!(%peer, error = %e, "connection closed before a request"),
         }
     }
 
-    /// Everything but natively served subscriptions: hyper, HTTP/1.1 or h2c.
-    async fn serve_hyper(&self, prefix: Vec<u8>, stream: TcpStream, peer: SocketAddr) {
+    /// A TLS connection: the handshake (bounded by `header_read_timeout`), then hyper (HTTP/2
+    /// when ALPN chose it, HTTP/1.1 otherwise). Not the native HTTP/1 path: it reads a plain
+    /// socket.
+    async fn serve_tls(self, acceptor: tokio_rustls::TlsAcceptor, stream: TcpStream, peer: SocketAddr) {
+        let _open = Gauge::up(&self.state.hub.metrics.connections);
+        let timeout = self.state.settings.limits.header_read_timeout;
+        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => Box::pin(self.serve_hyper(tls, peer)).await,
+            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+        }
+    }
+
+    /// Everything but natively served subscriptions: hyper, HTTP/1.1 or HTTP/2 (h2c, or h2
+    /// over TLS).
+    async fn serve_hyper<I>(&self, io: I, peer: SocketAddr)
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let abort = Arc::new(Notify::new());
         let state = self.state.clone();
         let svc_abort = abort.clone();
@@ -309,8 +412,7 @@ impl Connection {
             }
         });
         let grace = self.state.settings.limits.shutdown_grace;
-        let io = TokioIo::new(native::Prefixed::new(prefix, stream));
-        let conn = self.builder.serve_connection(io, service);
+        let conn = self.builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
         let mut stop = self.stop.clone();
         tokio::select! {
@@ -361,6 +463,8 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, 
     // Only the Origin is needed for CORS once the request is consumed: no header-map copy.
     let origin = if is_mercure { req.headers().get(header::ORIGIN).cloned() } else { None };
     let http1 = req.version() < Version::HTTP_2;
+    // Health and metrics, served here and on the admin listener.
+    let op = if method == Method::GET { admin::Op::of_path(&state.settings.name, &path) } else { None };
     let result: Result<Resp, Refusal> = match (&method, path.as_str()) {
         (m, _) if is_mercure && cors::is_preflight(m) => cors::preflight(&state.settings.cors_origins, req.headers()),
         (&Method::GET | &Method::HEAD, MERCURE_PATH) => {
@@ -383,16 +487,11 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, 
             subscriptions_api::handle(state, &req).await
         }
         (&Method::GET, p) if state.settings.demo && is_under(p, demo::DEMO_PATH) => demo::handle(state, &req),
-        (&Method::GET, "/healthz" | "/mercure/health/live") => Ok(response::text(StatusCode::OK, "ok\n")),
-        (&Method::GET, "/mercure/health/ready") => ready(state),
-        (&Method::GET, "/metrics") => {
-            let mut text = state.hub.render_metrics();
-            if let Some(c) = &state.cluster {
-                text.push_str(&c.render_metrics());
-            }
-            Ok(response::text(StatusCode::OK, text))
+        (&Method::GET, _) if op.is_some() => {
+            op.map_or_else(|| Err(Refusal::new(404, "not found")), |op| op.answer(state))
         }
-        (&Method::GET, "/") if state.settings.ui => Ok(ui::page()),
+        // `/.well-known/mercure/debug/`: where the Go hub 1.0's `debugger` serves its page.
+        (&Method::GET, "/" | ui::GO_DEBUG_PATH) if state.settings.ui => Ok(ui::page()),
         (&Method::GET, p) if state.settings.ui && p.starts_with("/ui/") => {
             ui::asset(p).ok_or_else(|| Refusal::new(404, "not found"))
         }
@@ -405,15 +504,6 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, 
         resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     resp
-}
-
-/// Readiness: 200 when this node can serve every request it accepts; 503 with the reason
-/// while a cluster node cannot reach Redis.
-fn ready(state: &State) -> Result<Resp, Refusal> {
-    match state.cluster.as_ref().map(|c| c.ready()) {
-        None | Some(Ok(())) => Ok(response::text(StatusCode::OK, "ready\n")),
-        Some(Err(e)) => Err(Refusal::new(503, format!("not ready: {e}"))),
-    }
 }
 
 /// Turns a handler's result into the response: refusals are counted, logged (one line each)

@@ -6,6 +6,7 @@
 //! being in (408 past it; the router then closes the HTTP/1 connection).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -89,11 +90,15 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, 
     let update = Arc::new(update);
     state.heavy_matching.prematch(&state.hub, &update).await;
     if let Some(ack) = state.hub.submit(update.clone()) {
-        match ack.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e @ WriteError::Encode(_))) => return Err(Refusal::new(500, format!("history write failed: {e}"))),
-            Ok(Err(e @ WriteError::Store(_))) => return Err(Refusal::new(503, format!("history write failed: {e}"))),
-            Err(_) => return Err(Refusal::new(503, "history writer stopped")),
+        let failed = match ack.await {
+            Ok(Ok(())) => None,
+            Ok(Err(e @ WriteError::Encode(_))) => Some(Refusal::new(500, format!("history write failed: {e}"))),
+            Ok(Err(e @ WriteError::Store(_))) => Some(Refusal::new(503, format!("history write failed: {e}"))),
+            Err(_) => Some(Refusal::new(503, "history writer stopped")),
+        };
+        if let Some(refusal) = failed {
+            state.hub.metrics.updates_failed.fetch_add(1, Ordering::Relaxed);
+            return Err(refusal);
         }
     }
     drop(permit);

@@ -1,4 +1,5 @@
-//! The debugging page served at `/` when `ui` or `demo` is on: subscribe, publish, watch events,
+//! The debugging page served at `/` (and `/.well-known/mercure/debug/`) when `ui` or `demo`
+//! (or the Go hub 1.0's `debugger`, `playground`) is on: subscribe, publish, watch events,
 //! list active subscriptions. Self-contained: its few assets are compiled in and served under
 //! `/ui/`, nothing comes from a CDN, and a strict Content-Security-Policy keeps it that way (no
 //! inline script or style; the page talks to its own origin only).
@@ -9,6 +10,10 @@ use hyper::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, Header
 use super::response::{self, Resp};
 
 const INDEX: &str = include_str!("ui/index.html");
+
+/// Where the Go hub 1.0 serves its debugger page; served here too (the page's links are
+/// absolute, so it works from either path).
+pub const GO_DEBUG_PATH: &str = "/.well-known/mercure/debug/";
 
 /// `/ui/<name>` → (body, content type).
 const ASSETS: &[(&str, &str, &str)] = &[

@@ -39,21 +39,37 @@ function hubUrl(topics, extra, token, auth) {
 }
 
 // After a refused connection EventSource says nothing; ask the hub why with a plain request.
+// Returns the status (0: unreachable).
 async function explain(url, node) {
   const ctl = new AbortController();
   try {
     const r = await fetch(url, { credentials: 'same-origin', signal: ctl.signal });
     if (!r.ok) setStatus(node, 'refused: ' + r.status + ' ' + (await r.text()).trim(), 'error');
+    return r.status;
   } catch (_) {
     setStatus(node, 'error: hub unreachable', 'error');
+    return 0;
   } finally {
     ctl.abort();
   }
 }
 
+// The EventSource-closes-on-503 trap. The browser reconnects an EventSource by itself only
+// after a network error. An HTTP error answer (say a proxy's 503 while the hub restarts for
+// longer than the retry delay) or a response that is not text/event-stream makes it CLOSED
+// for good (HTML spec, "fail the connection"): it never tries again. So re-create it, with
+// back-off, resuming after the last event received (a new EventSource sends no Last-Event-ID
+// header: pass it as the lastEventID query parameter). Not for 4xx: a bad token stays bad.
+const RETRY_FIRST_MS = 1000;
+const RETRY_MAX_MS = 30000;
+
+function transient(status) {
+  return status === 0 || status >= 500;
+}
+
 // ---- Subscribe ----------------------------------------------------------------------------
 
-const sub = { es: null, types: new Set(), count: 0 };
+const sub = { es: null, types: new Set(), count: 0, lastId: '', retryMs: RETRY_FIRST_MS, retryTimer: null };
 window.mercureDebug = sub;
 
 function onEvent(e) {
@@ -68,7 +84,10 @@ function onEvent(e) {
   while (ol.children.length > MAX_EVENTS) ol.lastElementChild.remove();
   $('ev-count').textContent = String(sub.count);
   $('events-empty').hidden = true;
-  if (e.lastEventId) $('sub-status').title = 'last event ID: ' + e.lastEventId;
+  if (e.lastEventId) {
+    sub.lastId = e.lastEventId;
+    $('sub-status').title = 'last event ID: ' + e.lastEventId;
+  }
 }
 
 function listen(type) {
@@ -77,8 +96,8 @@ function listen(type) {
   if (sub.es) sub.es.addEventListener(type, onEvent);
 }
 
-function connect() {
-  disconnect();
+function connect(resuming) {
+  disconnect(resuming);
   const topics = lines($('sub-topics').value);
   const token = $('sub-token').value.trim();
   const auth = $('sub-auth').value;
@@ -93,21 +112,30 @@ function connect() {
     es.addEventListener(t, onEvent);
   }
   setStatus(status, 'connecting…', 'pending');
-  es.onopen = () => setStatus(status, 'connected (' + topics.length + ' selector' + (topics.length > 1 ? 's' : '') + ')', 'ok');
-  es.onerror = () => {
+  es.onopen = () => {
+    sub.retryMs = RETRY_FIRST_MS;
+    setStatus(status, 'connected (' + topics.length + ' selector' + (topics.length > 1 ? 's' : '') + ')', 'ok');
+  };
+  es.onerror = async () => {
     if (sub.es !== es) return;
-    if (es.readyState === EventSource.CLOSED) {
-      setStatus(status, 'closed', 'error');
-      explain(url, status);
-      buttons(false);
-    } else {
-      setStatus(status, 'reconnecting…', 'pending');
-    }
+    if (es.readyState !== EventSource.CLOSED) return setStatus(status, 'reconnecting…', 'pending');
+    setStatus(status, 'closed', 'error');
+    const code = await explain(url, status);
+    if (sub.es !== es || !transient(code)) return buttons(false);
+    // Closed for good by the browser: re-create it, from the last event seen.
+    if (sub.lastId) $('sub-last-event-id').value = sub.lastId;
+    const wait = sub.retryMs;
+    sub.retryMs = Math.min(sub.retryMs * 2, RETRY_MAX_MS);
+    setStatus(status, 'closed (' + (code || 'unreachable') + '); re-creating in ' + wait / 1000 + ' s', 'pending');
+    sub.retryTimer = setTimeout(() => connect(true), wait);
   };
   buttons(true);
 }
 
-function disconnect() {
+function disconnect(resuming) {
+  clearTimeout(sub.retryTimer);
+  sub.retryTimer = null;
+  if (!resuming) sub.retryMs = RETRY_FIRST_MS;
   if (sub.es) {
     sub.es.close();
     sub.es = null;
@@ -264,8 +292,8 @@ function on(id, ev, fn) {
 
 document.addEventListener('DOMContentLoaded', () => {
   $('hub-url').textContent = location.origin + HUB;
-  on('sub-form', 'submit', connect);
-  on('sub-disconnect', 'click', disconnect);
+  on('sub-form', 'submit', () => connect(false));
+  on('sub-disconnect', 'click', () => disconnect(false));
   on('pub-form', 'submit', publish);
   on('events-clear', 'click', () => {
     $('events').replaceChildren();

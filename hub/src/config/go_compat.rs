@@ -1,0 +1,126 @@
+//! The Go hub's configuration beyond its plain directives: the 1.0 `issuer` block, the Go
+//! image's `GLOBAL_OPTIONS`, and why each Go directive this hub does not act on is accepted
+//! (the reasons logged once at start-up and listed in the README's directive table).
+//!
+//! Invariant: every directive the Go hub 0.24 or 1.0 documents is accepted here (implemented,
+//! or logged with its reason); `GLOBAL_OPTIONS` never stops start-up. What stops it is an
+//! unknown name or malformed arguments, as in the Go hub.
+
+use super::Settings;
+use super::directives::Directive;
+use super::settings::{key_spec, no_args, one_arg, parse_admin};
+
+impl Settings {
+    /// `GLOBAL_OPTIONS`, Caddy's global options block as the Go image injects it. `admin
+    /// ADDRESS` / `admin off` sets the admin listener (a block after it is ignored); every other
+    /// option is logged as inactive. Never fatal: what the Go image accepted must not stop this
+    /// hub, so text that does not even parse is logged and ignored.
+    pub fn apply_global_options(&mut self, text: &str) {
+        const CADDY_ONLY: &str = "a Caddy global option: not read by this hub";
+        let parsed = match super::directives::parse(text) {
+            Ok(p) => p,
+            Err(_) => {
+                self.inactive.push(("GLOBAL_OPTIONS".into(), "not understood (Caddyfile syntax error): ignored"));
+                return;
+            }
+        };
+        for d in parsed {
+            match (d.name.as_str(), d.args.as_slice()) {
+                ("admin", [addr]) => match parse_admin(addr) {
+                    Ok(a) => self.admin = a,
+                    Err(_) => self.inactive.push(("GLOBAL_OPTIONS/admin".into(), "address not understood: ignored")),
+                },
+                _ => self.inactive.push((format!("GLOBAL_OPTIONS/{}", d.name), CADDY_ONLY)),
+            }
+        }
+    }
+
+    /// `issuer ID { publisher { jwt KEY [ALG] } subscriber { jwt KEY [ALG] } }` (Go hub 1.0).
+    /// The keys become the publisher and subscriber keys (the environment still wins), so a
+    /// 1.0 configuration with one issuer works as it does with `publisher_jwt`/`subscriber_jwt`.
+    /// Not enforced: the token's `iss` (logged as inactive); `jwks_uri` and
+    /// `authorization_server` are accepted and logged as inactive.
+    pub(super) fn apply_issuer(&mut self, d: &Directive) -> Result<(), String> {
+        one_arg(d)?;
+        if self.inactive.iter().all(|(n, _)| n != "issuer") {
+            self.inactive.push(("issuer".into(), INACTIVE_ISSUER));
+        }
+        for role in &d.block {
+            match role.name.as_str() {
+                "authorization_server" => self.inactive.push(("issuer/authorization_server".into(), INACTIVE_AS)),
+                "publisher" | "subscriber" => {
+                    no_args(role)?;
+                    for m in &role.block {
+                        match m.name.as_str() {
+                            "jwt" => {
+                                let key = Some(key_spec(m)?);
+                                if role.name == "publisher" {
+                                    self.publisher_key = key;
+                                } else {
+                                    self.subscriber_key = key;
+                                }
+                            }
+                            "jwks_uri" => self.inactive.push((format!("issuer/{}/jwks_uri", role.name), INACTIVE_JWKS)),
+                            other => return Err(format!("issuer {}: unknown option {other:?}", role.name)),
+                        }
+                    }
+                }
+                other => return Err(format!("issuer: unknown option {other:?}")),
+            }
+        }
+        Ok(())
+    }
+}
+
+const INACTIVE_JWKS: &str =
+    "JWKS is not implemented yet: configure the key itself (publisher_jwt / subscriber_jwt or the environment)";
+const INACTIVE_ISSUER: &str = "the keys of the issuer block are used; the token's `iss` claim is not checked";
+const INACTIVE_AS: &str = "no OAuth protected-resource metadata is served";
+pub(super) const INACTIVE_BODY_SIZE_ZERO: &str =
+    "0 (no limit, left to a proxy) is not honoured: the hub keeps max_body_size (default 1 MiB)";
+
+/// Why a Go hub directive is accepted without effect, or `None` for an unknown directive.
+/// The README's directive table says the same.
+pub(super) fn inactive_reason(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "publisher_jwks_url" | "subscriber_jwks_url" => INACTIVE_JWKS,
+        "protocol_version_compatibility" => {
+            "this hub speaks the 0.x protocol (the compatibility the Go hub 1.0 opts into) at all times"
+        }
+        "topic_selector_cache" | "topic_matcher_cache" | "lru_cache" | "subscriber_list_cache_size" => {
+            "matching caches are sized by the hub itself (see max_templates)"
+        }
+        "resource_identifier" => "tokens' `aud` is not bound to a resource identifier",
+        "public_urls" => "the hub answers on every Host; restrict origins in the proxy in front",
+        "drain_timeout" => {
+            "at shutdown every stream ends at once (clients resume with Last-Event-ID); shutdown_grace bounds the flush"
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_1_0_directives() {
+        let text = "issuer https://example.com {\n authorization_server\n publisher {\n  jwt pub-key HS384\n }\n \
+                    subscriber {\n  jwks_uri https://example.com/jwks RS256\n }\n}\nmax_request_body_size 512KB\n\
+                    debugger\nname main\ndrain_timeout 5s";
+        let mut s = Settings::default();
+        for d in crate::config::directives::parse(text).unwrap() {
+            s.apply_directive(&d).unwrap();
+        }
+        let pk = s.publisher_key.as_ref().unwrap();
+        assert_eq!((pk.key.as_str(), pk.algorithm), ("pub-key", jsonwebtoken::Algorithm::HS384));
+        assert!(s.subscriber_key.is_none(), "a JWKS subscriber key is not configured");
+        assert_eq!(s.limits.max_body_size, 512_000);
+        assert!(s.ui && !s.demo);
+        assert_eq!(s.name, "main");
+        let inactive: Vec<&str> = s.inactive.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(inactive, ["issuer", "issuer/authorization_server", "issuer/subscriber/jwks_uri", "drain_timeout"]);
+        let bad = crate::config::directives::parse("issuer x {\n publisher {\n  key k\n }\n}").unwrap();
+        assert!(Settings::default().apply_directive(&bad[0]).is_err());
+    }
+}
