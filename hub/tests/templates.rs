@@ -159,9 +159,12 @@ async fn hostile_templates_neither_stall_unrelated_traffic_nor_keep_memory() {
     let (median1, flooded1, peak1_kib) = hostile_cycle(&hub, &token, &mut watcher, 1_000).await;
     let after1_kib = hub.rss_kib();
     // A second cycle with other templates: if the first cycle's memory were still held, this
-    // one would add to it. The allocator keeps some freed pages for reuse (mimalloc), so the
-    // check is that the hub returns to the same level, cycle after cycle, and that level is
-    // within a fixed slack of the baseline.
+    // one would add to it. The allocator keeps some freed pages for reuse (mimalloc) and gives
+    // them back lazily, so an RSS read right after a cycle lands anywhere between the level
+    // the cycle started from and its peak (measured here: 44 to 83 MiB after the same cycle):
+    // the check is that the second cycle neither peaks nor ends above the first one's high
+    // water, within a fixed slack. Held templates (~0.4 MiB each before the fix, 640 a cycle)
+    // would put the second cycle ~250 MiB above.
     let (median2, flooded2, peak2_kib) = hostile_cycle(&hub, &token, &mut watcher, 10_000).await;
     let after2_kib = hub.rss_kib();
     eprintln!(
@@ -170,7 +173,7 @@ async fn hostile_templates_neither_stall_unrelated_traffic_nor_keep_memory() {
     );
     let reuse_slack_kib = 4 * 1024;
     assert!(
-        after2_kib <= after1_kib + reuse_slack_kib && peak2_kib <= peak1_kib + reuse_slack_kib,
+        after2_kib <= after1_kib.max(peak1_kib) + reuse_slack_kib && peak2_kib <= peak1_kib + reuse_slack_kib,
         "memory accumulates across cycles: after {after1_kib} then {after2_kib} KiB, peaks {peak1_kib} then {peak2_kib} KiB"
     );
 }
