@@ -69,11 +69,28 @@ async fn several_addresses_share_one_connection_ceiling() {
     healthy_within(addrs[1], Duration::from_secs(5)).await;
 
     // The one connection allowed, taken on the first listener, is missing on the second.
-    let sub = SseStream::connect(addrs[0], &subscribe_path(&[TOPIC], &[]), &[]).await;
+    let sub = subscribe_within(addrs[0], Duration::from_secs(5)).await;
     let refused = request(addrs[1], "GET", "/healthz", &[], None).await;
     assert_eq!(refused.status, 503, "the ceiling is shared: {}", refused.text());
     drop(sub);
     healthy_within(addrs[1], Duration::from_secs(5)).await;
+}
+
+/// Opens a subscription, retrying while the one slot is still held: the hub frees the slot of
+/// the previous `/healthz` connection only after it has seen that connection close, which can
+/// come after the client has already moved on.
+async fn subscribe_within(addr: SocketAddr, timeout: Duration) -> SseStream {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let s = SseStream::open(addr, &subscribe_path(&[TOPIC], &[]), &[]).await;
+        if s.status == 200 {
+            return s;
+        }
+        assert_eq!(s.status, 503, "{addr}: only a busy slot may refuse this subscription");
+        assert!(tokio::time::Instant::now() < deadline, "{addr}: no slot within {timeout:?}");
+        drop(s);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Polls `/healthz` until it answers 200 (a connection slot is free); fails after `timeout`.
