@@ -40,7 +40,7 @@ use crate::registry::{Registry, TooManyTemplates};
 use crate::sse;
 use crate::subscriber::Subscriber;
 use crate::subscriptions;
-use crate::topic::{Selector, SelectorCompiler, TemplateError, TemplateLimits};
+use crate::topic::{CompileError, MatchKind, MatcherSpec, Selector, SelectorCompiler, TemplateError, TemplateLimits};
 use crate::update::Update;
 
 /// Settings of the in-process hub (the server adds HTTP-level ones).
@@ -62,6 +62,8 @@ pub struct HubOptions {
     pub max_pending_writes: usize,
     /// Publish an event when a subscription starts or ends (the `subscriptions` directive).
     pub subscription_events: bool,
+    /// What relative URL patterns and topics are resolved against (the hub's public URL).
+    pub pattern_base: Option<url::Url>,
 }
 
 impl Default for HubOptions {
@@ -74,6 +76,7 @@ impl Default for HubOptions {
             retention: Retention::default(),
             max_pending_writes: 1024,
             subscription_events: false,
+            pattern_base: None,
         }
     }
 }
@@ -83,6 +86,8 @@ impl Default for HubOptions {
 pub enum SelectorError {
     #[error("{0}")]
     Template(#[from] TemplateError),
+    #[error("{0}")]
+    Pattern(#[from] crate::topic::PatternError),
     #[error("more than {0} distinct templates in one subscription")]
     TooManyInSubscription(usize),
     #[error("{0}")]
@@ -169,7 +174,10 @@ impl Hub {
         }
         Hub {
             registry: Registry::new(options.max_templates),
-            compiler: SelectorCompiler::new(options.template_limits),
+            compiler: match &options.pattern_base {
+                Some(base) => SelectorCompiler::with_base(options.template_limits, base.clone()),
+                None => SelectorCompiler::new(options.template_limits),
+            },
             dispatch: Mutex::new(last_seq),
             window: Mutex::new(window),
             persistence,
@@ -211,19 +219,45 @@ impl Hub {
         private_allowed: Option<Arc<[Selector]>>,
         payload: Option<Arc<serde_json::Value>>,
     ) -> Result<Arc<Subscriber>, SelectorError> {
+        self.build_subscriber(&MatcherSpec::legacy_all(selectors), private_allowed, payload).map(Arc::new)
+    }
+
+    /// Builds a subscriber from selectors of any kind (not yet registered, not yet shared, so
+    /// the caller may still mark it 1.0). The per-subscription cap counts distinct 0.x
+    /// templates and 1.0 URL patterns together.
+    pub fn build_subscriber(
+        &self,
+        specs: &[MatcherSpec],
+        private_allowed: Option<Arc<[Selector]>>,
+        payload: Option<Arc<serde_json::Value>>,
+    ) -> Result<Subscriber, SelectorError> {
         let max = self.options.max_templates_per_subscription;
-        let mut templates: Vec<&str> = Vec::new();
-        for s in selectors.iter().map(AsRef::as_ref) {
-            if crate::topic::template::is_template(s) && !templates.contains(&s) {
-                templates.push(s);
-                if templates.len() > max {
+        let mut patterns: Vec<&MatcherSpec> = Vec::new();
+        for s in specs {
+            let is_pattern = s.text != "*"
+                && match s.kind {
+                    MatchKind::Legacy => crate::topic::template::is_template(&s.text),
+                    MatchKind::UrlPattern => true,
+                    MatchKind::Exact => false,
+                };
+            if is_pattern && !patterns.contains(&s) {
+                patterns.push(s);
+                if patterns.len() > max {
                     return Err(SelectorError::TooManyInSubscription(max));
                 }
             }
         }
-        let selectors = self.compiler.compile_all(selectors)?;
+        let selectors = specs
+            .iter()
+            .map(|s| {
+                self.compiler.compile_spec(s).map_err(|e| match e {
+                    CompileError::Template(t) => SelectorError::Template(t),
+                    CompileError::Pattern(p) => SelectorError::Pattern(p),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let id = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
-        Ok(Arc::new(Subscriber::new(id, selectors, private_allowed, payload)))
+        Ok(Subscriber::new(id, selectors, private_allowed, payload))
     }
 
     /// Registers a subscriber. Returns the sequence number of the last update published before
@@ -422,7 +456,7 @@ impl Hub {
             let update = &*update;
             let mut grant_memo = None;
             self.registry.for_each_candidate(update, |sub| {
-                if !sub.may_receive_memo(update, &mut grant_memo) || !sub.claim(seq) {
+                if !sub.takes_shape(update) || !sub.may_receive_memo(update, &mut grant_memo) || !sub.claim(seq) {
                     return;
                 }
                 match sub.queue.push(&update.encoded, limits, now) {
@@ -520,9 +554,10 @@ mod tests {
     #[test]
     fn private_updates_reach_exactly_the_granted_subscribers_with_shared_grants() {
         let hub = Hub::new(HubOptions::default());
-        let grant_a = hub.compiler().compile_grants(&["https://e.com/a/{id}".to_owned()]).unwrap();
-        let grant_b = hub.compiler().compile_grants(&["https://e.com/b/{id}".to_owned()]).unwrap();
-        assert!(Arc::ptr_eq(&grant_a, &hub.compiler().compile_grants(&["https://e.com/a/{id}".to_owned()]).unwrap()));
+        let spec = |s: &str| MatcherSpec::legacy_all(&[s]);
+        let grant_a = hub.compiler().compile_grants(&spec("https://e.com/a/{id}")).unwrap();
+        let grant_b = hub.compiler().compile_grants(&spec("https://e.com/b/{id}")).unwrap();
+        assert!(Arc::ptr_eq(&grant_a, &hub.compiler().compile_grants(&spec("https://e.com/a/{id}")).unwrap()));
         // Interleaved, so the per-publish memo switches between grants.
         let subs: Vec<_> = (0..6)
             .map(|i| {

@@ -4,9 +4,9 @@
 //! - **exact** selectors in a sharded map from topic to subscribers (dashmap: publishes and
 //!   subscriptions on different topics never contend; a shard's guard is held only while its
 //!   list is walked, never across an `.await`);
-//! - **template** selectors, one slot per distinct template (at most `max_templates` hub-wide),
-//!   each with a bounded cache of topic → matched, so a hot topic is matched against a
-//!   template once, not per publish;
+//! - **pattern** selectors (0.x URI templates and 1.0 URL patterns), one slot per distinct
+//!   pattern (at most `max_templates` hub-wide, both kinds counted), each with a bounded cache
+//!   of topic → matched, so a hot topic is matched against a pattern once, not per publish;
 //! - **`*`** subscribers in their own list.
 //!
 //! Plus `all`, every subscriber by id, for heartbeats, shutdown and listings.
@@ -31,7 +31,7 @@ use dashmap::DashMap;
 use parking_lot::{Mutex, RwLock};
 
 use crate::subscriber::Subscriber;
-use crate::topic::{Selector, UriTemplate};
+use crate::topic::{Selector, UriTemplate, UrlPatternMatcher};
 use crate::update::Update;
 
 /// Most cached topic → matched answers per template before the cache is cleared. Small on
@@ -112,15 +112,74 @@ pub struct Registry {
     max_templates: usize,
 }
 
-/// The template slots, and where each template's slot is.
+/// The pattern slots, and where each pattern's slot is (one table per kind: a template and a
+/// URL pattern with the same text are different selectors).
 #[derive(Default)]
 struct TemplateIndex {
     slots: Vec<TemplateSlot>,
-    by_source: HashMap<Box<str>, usize>,
+    by_source: [HashMap<Box<str>, usize>; 2],
+}
+
+/// What a slot matches topics with.
+#[derive(Clone)]
+enum SlotPattern {
+    Template(Arc<UriTemplate>),
+    Url(Arc<UrlPatternMatcher>),
+}
+
+impl SlotPattern {
+    fn of(sel: &Selector) -> Option<Self> {
+        match sel {
+            Selector::Template(t) => Some(SlotPattern::Template(t.clone())),
+            Selector::UrlPattern(p) => Some(SlotPattern::Url(p.clone())),
+            Selector::Any | Selector::Exact(_) => None,
+        }
+    }
+
+    /// Which of `TemplateIndex::by_source` holds it.
+    fn table(&self) -> usize {
+        match self {
+            SlotPattern::Template(_) => 0,
+            SlotPattern::Url(_) => 1,
+        }
+    }
+
+    /// [`SlotPattern::table`] of a selector's slot, if it has one.
+    fn table_of(sel: &Selector) -> Option<usize> {
+        match sel {
+            Selector::Template(_) => Some(0),
+            Selector::UrlPattern(_) => Some(1),
+            Selector::Any | Selector::Exact(_) => None,
+        }
+    }
+
+    fn source(&self) -> &str {
+        match self {
+            SlotPattern::Template(t) => t.as_str(),
+            SlotPattern::Url(p) => p.as_str(),
+        }
+    }
+
+    /// The answer when it is known without running the matcher: a template matches its own
+    /// text, and is refused by its literal prefix and suffix alone most of the time.
+    fn quick(&self, topic: &str) -> Option<bool> {
+        match self {
+            SlotPattern::Template(t) if t.as_str() == topic => Some(true),
+            SlotPattern::Template(t) if !t.prefilter(topic) => Some(false),
+            _ => None,
+        }
+    }
+
+    fn is_match(&self, topic: &str) -> bool {
+        match self {
+            SlotPattern::Template(t) => t.is_match(topic),
+            SlotPattern::Url(p) => p.is_match(topic),
+        }
+    }
 }
 
 struct TemplateSlot {
-    template: Arc<UriTemplate>,
+    pattern: SlotPattern,
     subscribers: SubscriberList,
     /// Topic hash → matched. Mutex: concurrent pre-matches of several publishers may fill it;
     /// held for one look-up or insertion, never while a regex runs.
@@ -129,17 +188,14 @@ struct TemplateSlot {
 
 impl TemplateSlot {
     fn matches(&self, topic: &str, hasher: &RandomState) -> bool {
-        if self.template.as_str() == topic {
-            return true;
-        }
-        if !self.template.prefilter(topic) {
-            return false;
+        if let Some(answer) = self.pattern.quick(topic) {
+            return answer;
         }
         let key = hasher.hash_one(topic);
         if let Some(m) = self.cache.lock().get(&key) {
             return *m;
         }
-        let m = self.template.is_match(topic);
+        let m = self.pattern.is_match(topic);
         let mut cache = self.cache.lock();
         if cache.len() >= TEMPLATE_CACHE_ENTRIES {
             cache.clear();
@@ -165,16 +221,15 @@ impl Registry {
     /// Adds a subscriber to every index its selectors need. Refused, with nothing changed,
     /// when its templates would take the hub past `max_templates` distinct ones.
     pub fn insert(&self, sub: &Arc<Subscriber>) -> Result<(), TooManyTemplates> {
-        let has_templates = sub.selectors.iter().any(|s| matches!(s, Selector::Template(_)));
+        let has_templates = sub.selectors.iter().any(|s| SlotPattern::table_of(s).is_some());
         let mut templates = has_templates.then(|| self.templates.write());
         if let Some(index) = templates.as_deref() {
-            let mut new: Vec<&str> = Vec::new();
+            let mut new: Vec<(usize, &str)> = Vec::new();
             for sel in sub.selectors.iter() {
-                if let Selector::Template(t) = sel
-                    && !index.by_source.contains_key(t.as_str())
-                    && !new.contains(&t.as_str())
-                {
-                    new.push(t.as_str());
+                let Some(table) = SlotPattern::table_of(sel) else { continue };
+                let key = (table, sel.as_str());
+                if !index.by_source[table].contains_key(key.1) && !new.contains(&key) {
+                    new.push(key);
                 }
             }
             if index.slots.len() + new.len() > self.max_templates {
@@ -186,19 +241,18 @@ impl Registry {
             match sel {
                 Selector::Any => self.wildcard.write().push(sub),
                 Selector::Exact(topic) => self.exact.entry(topic.clone()).or_default().push(sub),
-                Selector::Template(t) => {
-                    let Some(index) = templates.as_deref_mut() else { continue };
-                    match index.by_source.get(t.as_str()) {
+                Selector::Template(_) | Selector::UrlPattern(_) => {
+                    let (Some(index), Some(pattern)) = (templates.as_deref_mut(), SlotPattern::of(sel)) else {
+                        continue;
+                    };
+                    let table = pattern.table();
+                    match index.by_source[table].get(pattern.source()) {
                         Some(&i) => index.slots[i].subscribers.push(sub),
                         None => {
                             let mut subscribers = SubscriberList::default();
                             subscribers.push(sub);
-                            index.by_source.insert(t.as_str().into(), index.slots.len());
-                            index.slots.push(TemplateSlot {
-                                template: t.clone(),
-                                subscribers,
-                                cache: Mutex::new(HashMap::default()),
-                            });
+                            index.by_source[table].insert(pattern.source().into(), index.slots.len());
+                            index.slots.push(TemplateSlot { pattern, subscribers, cache: Mutex::new(HashMap::default()) });
                         }
                     }
                 }
@@ -226,17 +280,19 @@ impl Registry {
                         list.is_empty()
                     });
                 }
-                Selector::Template(t) => {
+                Selector::Template(_) | Selector::UrlPattern(_) => {
+                    let Some(pattern) = SlotPattern::of(sel) else { continue };
                     let mut index = self.templates.write();
                     let index = &mut *index;
-                    let Some(&i) = index.by_source.get(t.as_str()) else { continue };
+                    let Some(&i) = index.by_source[pattern.table()].get(pattern.source()) else { continue };
                     index.slots[i].subscribers.remove(sub.id);
                     if index.slots[i].subscribers.is_empty() {
-                        // The slot (its template, regex and cache) is released here.
-                        index.by_source.remove(t.as_str());
+                        // The slot (its pattern, regex and cache) is released here.
+                        index.by_source[pattern.table()].remove(pattern.source());
                         index.slots.swap_remove(i);
                         if let Some(moved) = index.slots.get(i) {
-                            index.by_source.insert(moved.template.as_str().into(), i);
+                            let p = &moved.pattern;
+                            index.by_source[p.table()].insert(p.source().into(), i);
                         }
                     }
                 }

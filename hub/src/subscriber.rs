@@ -13,6 +13,16 @@ use crate::queue::Queue;
 use crate::topic::{self, Selector};
 use crate::update::Update;
 
+/// The protocol a subscription was made in: it decides the shape of the subscription events
+/// it receives (see `subscriptions`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// Mercure 0.x (`topic=`).
+    Legacy,
+    /// Mercure 1.0 (`match=`, `match_urlpattern=`).
+    V1,
+}
+
 pub struct Subscriber {
     /// Registry key, unique for the process lifetime.
     pub id: u64,
@@ -25,6 +35,11 @@ pub struct Subscriber {
     pub private_allowed: Option<Arc<[Selector]>>,
     /// The token's `mercure.payload` claim, published with subscription events.
     pub payload: Option<Arc<serde_json::Value>>,
+    /// The protocol of the subscription request.
+    pub dialect: Dialect,
+    /// 1.0 access tokens: the payload of each selector (same order as `selectors`), from the
+    /// first `subscribe` detail matching it. Empty for 0.x tokens (then `payload` serves all).
+    pub matcher_payloads: Box<[Option<Arc<serde_json::Value>>]>,
     pub queue: Queue,
     /// The sequence number of the last update pushed to this subscriber. A subscriber reached
     /// through several selectors or topics of one update is skipped after the first push, so
@@ -45,9 +60,31 @@ impl Subscriber {
             selectors: selectors.into(),
             private_allowed,
             payload,
+            dialect: Dialect::Legacy,
+            matcher_payloads: Box::new([]),
             queue: Queue::new(),
             last_seq: AtomicU64::new(0),
         }
+    }
+
+    /// Sets the protocol the subscription was made in.
+    pub fn in_dialect(mut self, dialect: Dialect) -> Self {
+        self.dialect = dialect;
+        self
+    }
+
+    /// Sets each selector's payload (1.0 access tokens; same order as `selectors`).
+    pub fn with_matcher_payloads(mut self, payloads: Vec<Option<Arc<serde_json::Value>>>) -> Self {
+        self.matcher_payloads = payloads.into();
+        self
+    }
+
+    /// The payload published with the subscription of `selectors[index]`.
+    pub fn payload_of(&self, index: usize) -> Option<&Arc<serde_json::Value>> {
+        if self.matcher_payloads.is_empty() {
+            return self.payload.as_ref();
+        }
+        self.matcher_payloads.get(index)?.as_ref()
     }
 
     /// Marks `seq` as delivered; false when it already was (a duplicate path to this
@@ -89,6 +126,12 @@ impl Subscriber {
     /// indexes already guarantee this for the candidates they return; replay from history
     /// uses it directly.
     pub fn wants(&self, update: &Update) -> bool {
-        topic::any_matches(&self.selectors, &update.topics)
+        self.takes_shape(update) && topic::any_matches(&self.selectors, &update.topics)
+    }
+
+    /// A subscription event reaches only subscribers of its own dialect (each subscription is
+    /// announced in both shapes; see `subscriptions`); every other update reaches anyone.
+    pub fn takes_shape(&self, update: &Update) -> bool {
+        update.shape.is_none_or(|d| d == self.dialect)
     }
 }

@@ -21,6 +21,9 @@ pub struct Update {
     pub private: bool,
     /// The SSE event, shared by every recipient.
     pub encoded: Bytes,
+    /// For a subscription event, the dialect whose subscribers receive it (read from its topic,
+    /// so it survives the durable store and the cluster log unchanged); `None` otherwise.
+    pub shape: Option<crate::subscriber::Dialect>,
 }
 
 impl Update {
@@ -41,7 +44,8 @@ impl Update {
     /// Rebuilds an update from its parts as the durable store keeps them. `encoded` must be
     /// what [`Update::new`] produced for the same id (the store checks it is one whole event).
     pub fn from_wire(id: Box<str>, topics: Box<[Box<str>]>, private: bool, encoded: Bytes) -> Self {
-        Update { id, topics, private, encoded }
+        let shape = topics.first().and_then(|t| crate::subscriptions::shape_of(t));
+        Update { id, topics, private, encoded, shape }
     }
 
     /// Bytes this update holds on the heap, as the allocator is asked for them: the wire form

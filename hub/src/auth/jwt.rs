@@ -114,6 +114,11 @@ struct Claims {
     namespaced: Option<serde_json::Value>,
     exp: Option<serde_json::Value>,
     nbf: Option<serde_json::Value>,
+    /// Mercure 1.0 access tokens (read only when the header says `at+jwt`; see `access`).
+    authorization_details: Option<serde_json::Value>,
+    aud: Option<serde_json::Value>,
+    iss: Option<serde_json::Value>,
+    sub: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize, Default)]
@@ -186,6 +191,7 @@ impl Verifier {
             _ => AuthError::Invalid("malformed token".into()),
         })?;
         let claims = data.claims;
+        let access_token = super::access::is_access_token_type(data.header.typ.as_deref());
         let mercure = match claims.namespaced.or(claims.mercure) {
             None | Some(serde_json::Value::Null) => MercureClaim::default(),
             Some(v @ serde_json::Value::Object(_)) => {
@@ -207,11 +213,25 @@ impl Verifier {
         if expired(expires_at) {
             return Err(AuthError::Expired);
         }
+        if access_token {
+            // RFC 9068: `exp` is required; the `mercure` claim means nothing here.
+            if expires_at.is_none() {
+                return Err(AuthError::Invalid("an access token must carry exp".into()));
+            }
+            let access = super::access::read_claims(
+                claims.authorization_details.as_ref(),
+                claims.aud.as_ref(),
+                claims.iss.as_ref(),
+                claims.sub.as_ref(),
+            )?;
+            return Ok(Grants { expires_at, access: Some(Arc::new(access)), ..Grants::default() });
+        }
         Ok(Grants {
             publish: mercure.publish.unwrap_or_default(),
             subscribe: mercure.subscribe.unwrap_or_default(),
             payload: mercure.payload,
             expires_at,
+            access: None,
         })
     }
 }

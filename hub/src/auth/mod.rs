@@ -11,6 +11,7 @@
 //! rides along with cross-site requests, so a publish authenticated by cookie must come from an
 //! origin listed in `publish_origins` (CSRF protection); safe methods need no such check.
 
+pub mod access;
 pub mod jwt;
 
 use std::time::SystemTime;
@@ -20,7 +21,7 @@ use hyper::header::{AUTHORIZATION, COOKIE, HeaderMap, ORIGIN, REFERER};
 pub use jwt::{KeySpec, Verifier};
 
 /// What a verified token allows.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Grants {
     /// `mercure.publish`: selectors of the topics its bearer may publish to.
     pub publish: Vec<String>,
@@ -30,6 +31,16 @@ pub struct Grants {
     pub payload: Option<serde_json::Value>,
     /// `exp`: when the token stops being valid (a subscription ends then).
     pub expires_at: Option<SystemTime>,
+    /// A Mercure 1.0 access token's grants (then `publish`, `subscribe` and `payload` are
+    /// empty); `None` for a 0.x token. See [`access`].
+    pub access: Option<std::sync::Arc<access::AccessGrants>>,
+}
+
+impl Grants {
+    /// Whether the token was a Mercure 1.0 access token.
+    pub fn is_access_token(&self) -> bool {
+        self.access.is_some()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -38,16 +38,18 @@ impl Settings {
     /// `issuer ID { publisher { jwt KEY [ALG] } subscriber { jwt KEY [ALG] } }` (Go hub 1.0).
     /// The keys become the publisher and subscriber keys (the environment still wins), so a
     /// 1.0 configuration with one issuer works as it does with `publisher_jwt`/`subscriber_jwt`.
-    /// Not enforced: the token's `iss` (logged as inactive); `jwks_uri` and
-    /// `authorization_server` are accepted and logged as inactive.
+    /// The block's id becomes a trusted issuer: an access token's `iss` must be one of them
+    /// (see `auth::access`); `authorization_server` lists it in the protected-resource
+    /// metadata. With several blocks, each block's keys replace the previous ones (logged).
     pub(super) fn apply_issuer(&mut self, d: &Directive) -> Result<(), String> {
-        one_arg(d)?;
-        if self.inactive.iter().all(|(n, _)| n != "issuer") {
+        let id = one_arg(d)?.to_owned();
+        if !self.trusted_issuers.is_empty() && self.inactive.iter().all(|(n, _)| n != "issuer") {
             self.inactive.push(("issuer".into(), INACTIVE_ISSUER));
         }
+        self.trusted_issuers.push(id.clone());
         for role in &d.block {
             match role.name.as_str() {
-                "authorization_server" => self.inactive.push(("issuer/authorization_server".into(), INACTIVE_AS)),
+                "authorization_server" => self.authorization_servers.push(id.clone()),
                 "publisher" | "subscriber" => {
                     no_args(role)?;
                     for m in &role.block {
@@ -74,8 +76,8 @@ impl Settings {
 
 const INACTIVE_JWKS: &str =
     "JWKS is not implemented yet: configure the key itself (publisher_jwt / subscriber_jwt or the environment)";
-const INACTIVE_ISSUER: &str = "the keys of the issuer block are used; the token's `iss` claim is not checked";
-const INACTIVE_AS: &str = "no OAuth protected-resource metadata is served";
+const INACTIVE_ISSUER: &str =
+    "several issuers: every issuer's `iss` is trusted, but the keys of the last block that names them are used";
 pub(super) const INACTIVE_BODY_SIZE_ZERO: &str =
     "0 (no limit, left to a proxy) is not honoured: the hub keeps max_body_size (default 1 MiB)";
 
@@ -84,14 +86,9 @@ pub(super) const INACTIVE_BODY_SIZE_ZERO: &str =
 pub(super) fn inactive_reason(name: &str) -> Option<&'static str> {
     Some(match name {
         "publisher_jwks_url" | "subscriber_jwks_url" => INACTIVE_JWKS,
-        "protocol_version_compatibility" => {
-            "this hub speaks the 0.x protocol (the compatibility the Go hub 1.0 opts into) at all times"
-        }
         "topic_selector_cache" | "topic_matcher_cache" | "lru_cache" | "subscriber_list_cache_size" => {
             "matching caches are sized by the hub itself (see max_templates)"
         }
-        "resource_identifier" => "tokens' `aud` is not bound to a resource identifier",
-        "public_urls" => "the hub answers on every Host; restrict origins in the proxy in front",
         "drain_timeout" => {
             "at shutdown every stream ends at once (clients resume with Last-Event-ID); shutdown_grace bounds the flush"
         }
@@ -119,7 +116,9 @@ mod tests {
         assert!(s.ui && !s.demo);
         assert_eq!(s.name, "main");
         let inactive: Vec<&str> = s.inactive.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(inactive, ["issuer", "issuer/authorization_server", "issuer/subscriber/jwks_uri", "drain_timeout"]);
+        assert_eq!(inactive, ["issuer/subscriber/jwks_uri", "drain_timeout"]);
+        assert_eq!(s.trusted_issuers, ["https://example.com"]);
+        assert_eq!(s.authorization_servers, ["https://example.com"]);
         let bad = crate::config::directives::parse("issuer x {\n publisher {\n  key k\n }\n}").unwrap();
         assert!(Settings::default().apply_directive(&bad[0]).is_err());
     }

@@ -163,6 +163,20 @@ pub struct Settings {
     pub ui: bool,
     pub demo: bool,
     pub limits: Limits,
+    /// Mercure 1.0: the hub's OAuth resource identifier, required in access tokens' `aud`
+    /// (`resource_identifier`). `None`: derived per request from its host (see
+    /// `server::dialect`), restricted to `public_urls` when that is set.
+    pub resource_identifier: Option<String>,
+    /// Origins this hub is reached through (`public_urls`): the hosts a resource identifier may
+    /// be derived from; the first one is also the base of relative URL patterns and topics.
+    pub public_urls: Vec<String>,
+    /// Issuers whose access tokens are accepted (the `issuer` blocks' ids); empty: any.
+    pub trusted_issuers: Vec<String>,
+    /// Authorization servers listed in the protected-resource metadata
+    /// (`issuer … { authorization_server }`).
+    pub authorization_servers: Vec<String>,
+    /// Whether the 0.x dialect is served beside 1.0 (`legacy_dialect on|off`; default on).
+    pub legacy_dialect: bool,
     /// Directives recognized but not active in this version, with the reason, to log once at
     /// start-up.
     pub inactive: Vec<(String, &'static str)>,
@@ -189,6 +203,11 @@ impl Default for Settings {
             ui: false,
             demo: false,
             limits: Limits::default(),
+            resource_identifier: None,
+            public_urls: Vec::new(),
+            trusted_issuers: Vec::new(),
+            authorization_servers: Vec::new(),
+            legacy_dialect: true,
             inactive: Vec::new(),
         }
     }
@@ -416,6 +435,32 @@ impl Settings {
                 n => self.limits.max_body_size = usize::try_from(n).unwrap_or(usize::MAX),
             },
             "issuer" => self.apply_issuer(d)?,
+            "resource_identifier" => self.resource_identifier = Some(one_arg(d)?.to_owned()),
+            "public_urls" | "public_url" => {
+                if d.args.is_empty() {
+                    return Err(format!("{} needs at least one URL", d.name));
+                }
+                for u in &d.args {
+                    let parsed = url::Url::parse(u).map_err(|e| format!("{}: {u:?}: {e}", d.name))?;
+                    if parsed.host_str().is_none() {
+                        return Err(format!("{}: {u:?} has no host", d.name));
+                    }
+                    self.public_urls.push(u.trim_end_matches('/').to_owned());
+                }
+            }
+            "legacy_dialect" => {
+                self.legacy_dialect = match one_arg(d)? {
+                    "on" | "true" => true,
+                    "off" | "false" => false,
+                    other => return Err(format!("legacy_dialect takes on or off, not {other:?}")),
+                }
+            }
+            // The Go hub 1.0 turns its 0.x compatibility on with `protocol_version_compatibility
+            // 8` (and 0.x knew `7`); here 0.x is on by default, and this says so explicitly.
+            "protocol_version_compatibility" => match one_arg(d)? {
+                "7" | "8" => self.legacy_dialect = true,
+                other => return Err(format!("protocol_version_compatibility: unsupported version {other:?}")),
+            },
             // Go hub directives this hub accepts but does not act on: said once at start-up.
             name => match super::go_compat::inactive_reason(name) {
                 Some(reason) => self.inactive.push((d.name.clone(), reason)),
@@ -423,6 +468,17 @@ impl Settings {
             },
         }
         Ok(())
+    }
+}
+
+impl Settings {
+    /// What relative URL patterns and topics are resolved against: the first public URL's
+    /// hub path, else `https://localhost/.well-known/mercure`.
+    pub fn pattern_base(&self) -> url::Url {
+        self.public_urls
+            .first()
+            .and_then(|u| url::Url::parse(&format!("{u}/.well-known/mercure")).ok())
+            .unwrap_or_else(|| url::Url::parse(crate::topic::DEFAULT_BASE).expect("DEFAULT_BASE is a URL"))
     }
 }
 

@@ -3,8 +3,8 @@
 //!
 //! Invariants: `entries` is sorted by `seq` (appends come from under the dispatch lock, in
 //! order); `bytes` is the sum of the retained updates' footprints (what they hold in memory,
-//! see `footprint`); `by_id` maps each id to the sequence number of its latest retained
-//! update.
+//! see `footprint`); `by_id` maps each id to the sequence number of its earliest retained
+//! copy (an id published twice resolves to the first copy still retained; see `dups`).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -27,6 +27,10 @@ struct Entry {
 pub struct Window {
     entries: VecDeque<Entry>,
     by_id: HashMap<Box<str>, u64>,
+    /// For ids retained more than once (publishers may reuse an id): the later copies'
+    /// sequence numbers, oldest first. `by_id` points at the earliest copy, and when that
+    /// one is trimmed it moves to the next from here. Empty unless ids repeat.
+    dups: HashMap<Box<str>, std::collections::VecDeque<u64>>,
     bytes: usize,
     retention: Retention,
 }
@@ -54,14 +58,23 @@ pub fn now_ms() -> u64 {
 
 impl Window {
     pub fn new(retention: Retention) -> Self {
-        Window { entries: VecDeque::new(), by_id: HashMap::new(), bytes: 0, retention }
+        Window { entries: VecDeque::new(), by_id: HashMap::new(), dups: HashMap::new(), bytes: 0, retention }
     }
 
     /// Appends an update and trims to the retention bounds. Returns the lowest sequence number
     /// still retained (everything below it may be deleted from disk).
     pub fn push(&mut self, seq: u64, update: Arc<Update>, at_ms: u64) -> u64 {
         self.bytes += footprint(&update);
-        self.by_id.insert(update.id.clone(), seq);
+        // A repeated id resolves to its earliest retained copy (as scanning a log from its start
+        // would find it), so the later copies only wait their turn in `dups`.
+        match self.by_id.entry(update.id.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => {
+                self.dups.entry(update.id.clone()).or_default().push_back(seq);
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(seq);
+            }
+        }
         self.entries.push_back(Entry { seq, at_ms, update });
         self.trim(at_ms);
         self.low_water(seq)
@@ -85,7 +98,18 @@ impl Window {
             let Some(e) = self.entries.pop_front() else { break };
             self.bytes -= footprint(&e.update);
             if self.by_id.get(&e.update.id) == Some(&e.seq) {
-                self.by_id.remove(&e.update.id);
+                let next = self.dups.get_mut(&e.update.id).and_then(VecDeque::pop_front);
+                match next {
+                    Some(later) => {
+                        self.by_id.insert(e.update.id.clone(), later);
+                        if self.dups.get(&e.update.id).is_some_and(VecDeque::is_empty) {
+                            self.dups.remove(&e.update.id);
+                        }
+                    }
+                    None => {
+                        self.by_id.remove(&e.update.id);
+                    }
+                }
             }
         }
     }
@@ -142,6 +166,23 @@ mod tests {
 
     fn ids(r: &Replay) -> Vec<&str> {
         r.updates.iter().map(|u| &*u.id).collect()
+    }
+
+    #[test]
+    fn a_repeated_id_resolves_to_its_earliest_retained_copy() {
+        let mut w = Window::new(Retention { max_events: Some(4), ..Retention::default() });
+        for (seq, id) in [(1, "a"), (2, "x"), (3, "b"), (4, "x"), (5, "c")] {
+            w.push(seq, up(id), now_ms());
+        }
+        // `a` was trimmed; `x` is retained twice (seq 2 and 4): replay starts after the first.
+        assert_eq!(ids(&w.replay("x", 5)), ["b", "x", "c"]);
+        w.push(6, up("d"), now_ms()); // trims seq 2: `x` now resolves to seq 4
+        assert_eq!(ids(&w.replay("x", 6)), ["c", "d"]);
+        w.push(7, up("e"), now_ms());
+        w.push(8, up("f"), now_ms()); // trims seq 4: `x` is gone, read as unknown
+        let r = w.replay("x", 8);
+        assert_eq!((ids(&r), r.last_event_id.as_str()), (vec!["c", "d", "e", "f"], "earliest"));
+        assert!(w.dups.is_empty() && !w.by_id.contains_key("x"));
     }
 
     #[test]

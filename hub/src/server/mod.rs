@@ -24,6 +24,7 @@ mod admin;
 mod body;
 mod cors;
 mod demo;
+mod dialect;
 mod fault;
 mod heavy;
 pub(crate) mod input;
@@ -84,6 +85,11 @@ pub struct State {
 }
 
 impl State {
+    /// Whether the public listeners serve TLS (the scheme of the hub's derived identity).
+    pub fn tls_enabled(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// The state for `settings`, joining the cluster first when the transport is Redis
     /// (waits until Redis answers; see [`crate::cluster::Cluster::connect`]).
     pub async fn start(settings: Settings) -> Result<Self, String> {
@@ -125,6 +131,7 @@ impl State {
             max_templates: l.max_templates,
             max_templates_per_subscription: l.max_templates_per_subscription,
             template_limits: l.template,
+            pattern_base: Some(settings.pattern_base()),
             ..HubOptions::default()
         };
         let hub = match (&settings.transport.path, relay) {
@@ -482,7 +489,9 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, 
             })
         }
         (&Method::POST, MERCURE_PATH) => publish::handle(state, req).await,
+        (m, MERCURE_PATH) if m.as_str() == "QUERY" => query_subscribe(state, req).await,
         (_, MERCURE_PATH) => Err(Refusal::new(405, "method not allowed")),
+        (&Method::GET, dialect::METADATA_PATH) => Ok(dialect::metadata(state, &req)),
         (&Method::GET, p) if is_under(p, crate::subscriptions::SUBSCRIPTIONS_PATH) => {
             subscriptions_api::handle(state, &req).await
         }
@@ -523,13 +532,22 @@ fn finish(
             tracing::info!(%peer, %method, path, status = refusal.status.as_u16(), reason = %refusal.reason, "refused request");
             let mut r = response::refused(&refusal);
             if refusal.status == StatusCode::METHOD_NOT_ALLOWED {
-                r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST, OPTIONS"));
+                r.headers_mut().insert(header::ALLOW, HeaderValue::from_static(cors::METHODS));
             }
             r
         }
     };
     cors::decorate(&state.settings.cors_origins, origin, resp.headers_mut());
     resp
+}
+
+/// 1.0 `QUERY /.well-known/mercure`: a subscription whose parameters may also come in a form
+/// body (read like a publish body: bounded in size and time), merged into the query string.
+async fn query_subscribe(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, Refusal> {
+    let (parts, body) = req.into_parts();
+    let bytes = publish::read_body(state, body).await?;
+    let head = Request::from_parts(parts, ());
+    subscribe::handle_with_body(state, &head, Some(&bytes))
 }
 
 fn body_subscriber(resp: &Resp) -> Option<&Arc<crate::subscriber::Subscriber>> {

@@ -1,6 +1,6 @@
 //! Building responses, and the one place where an error becomes an HTTP status.
 
-use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 
 use super::body::HubBody;
@@ -12,11 +12,17 @@ pub type Resp = Response<HubBody>;
 pub struct Refusal {
     pub status: StatusCode,
     pub reason: String,
+    /// An RFC 6750 challenge (Mercure 1.0 requests; see `dialect`).
+    pub www_authenticate: Option<HeaderValue>,
 }
 
 impl Refusal {
     pub fn new(status: u16, reason: impl Into<String>) -> Self {
-        Refusal { status: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), reason: reason.into() }
+        Refusal {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            reason: reason.into(),
+            www_authenticate: None,
+        }
     }
 
     pub fn bad_request(reason: impl Into<String>) -> Self {
@@ -41,6 +47,9 @@ pub fn refused(refusal: &Refusal) -> Resp {
     let mut r = text(refusal.status, format!("{}\n", refusal.reason));
     if refusal.status == StatusCode::SERVICE_UNAVAILABLE || refusal.status == StatusCode::TOO_MANY_REQUESTS {
         r.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    if let Some(challenge) = &refusal.www_authenticate {
+        r.headers_mut().insert(WWW_AUTHENTICATE, challenge.clone());
     }
     r
 }

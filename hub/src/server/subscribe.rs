@@ -1,4 +1,5 @@
-//! `GET /.well-known/mercure`: authorize, register a subscriber, stream its events.
+//! `GET /.well-known/mercure` (and 1.0's `QUERY`): authorize, register a subscriber, stream
+//! its events.
 //!
 //! Topics are checked (`input::validate_topics`), then the token, then the subscription takes
 //! a `max_subscribers` slot (503 when none is free), held by its body until the stream is
@@ -14,10 +15,12 @@ use hyper::header::{self, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 
 use crate::auth;
-use crate::topic::Selector;
+use crate::subscriber::Dialect as SubDialect;
+use crate::topic::{MatchKind, MatcherSpec, Selector};
 
 use super::State;
 use super::body::{HubBody, SseBody};
+use super::dialect::{self, Dialect, Identity};
 use super::input::validate_topics;
 use super::response::{Refusal, Resp};
 
@@ -25,37 +28,151 @@ use super::response::{Refusal, Resp};
 const OPENING: &[u8] = b":\n";
 
 pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> {
-    let mut topics = Vec::new();
-    let mut query_token = None;
-    let mut last_event_id = req.headers().get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    if let Some(q) = req.uri().query() {
-        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+    handle_with_body(state, req, None)
+}
+
+/// A subscription request's parameters, in either dialect (see `dialect` for the rules).
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Params {
+    pub(crate) dialect: Option<Dialect>,
+    pub(crate) matchers: Vec<MatcherSpec>,
+    pub(crate) topics: Vec<String>,
+    pub(crate) token: Option<String>,
+    pub(crate) last_event_id: Option<String>,
+}
+
+/// The 1.0 matcher type a query parameter names, `Err` for another name in the reserved
+/// `match` namespace (any ASCII case), `Ok(None)` for a name outside it.
+fn matcher_param(name: &str) -> Result<Option<MatchKind>, ()> {
+    match name {
+        "match" | "match_exact" | "matchExact" => Ok(Some(MatchKind::Exact)),
+        "match_urlpattern" | "matchURLPattern" => Ok(Some(MatchKind::UrlPattern)),
+        n if n.len() >= 5 && n[..5].eq_ignore_ascii_case("match") => Err(()),
+        _ => Ok(None),
+    }
+}
+
+/// Reads the query string, then the `QUERY` body (its values come after the query's, so for
+/// single-valued parameters the query wins). The `Last-Event-ID` header wins over both.
+pub(crate) fn parse_params(
+    query: Option<&str>,
+    body: Option<&[u8]>,
+    last_event_id_header: Option<&str>,
+) -> Result<Params, (Dialect, Refusal)> {
+    let mut p = Params { last_event_id: last_event_id_header.map(str::to_owned), ..Params::default() };
+    let sources = [query.map(str::as_bytes), body].into_iter().flatten();
+    for source in sources {
+        for (k, v) in form_urlencoded::parse(source) {
             match &*k {
-                "topic" => topics.push(v.into_owned()),
-                "authorization" if query_token.is_none() => query_token = Some(v.into_owned()),
-                // The header wins over the query parameter.
-                "lastEventID" if last_event_id.is_none() => last_event_id = Some(v.into_owned()),
-                _ => {}
+                "topic" => p.topics.push(v.into_owned()),
+                "authorization" | "access_token" if p.token.is_none() => p.token = Some(v.into_owned()),
+                "lastEventID" | "last_event_id" if p.last_event_id.is_none() => p.last_event_id = Some(v.into_owned()),
+                name => match matcher_param(name) {
+                    Ok(Some(kind)) => p.matchers.push(MatcherSpec::new(kind, v.into_owned())),
+                    Ok(None) => {}
+                    Err(()) => {
+                        let why = format!("unknown topic matcher parameter {name:?} (use match or match_urlpattern)");
+                        return Err((Dialect::V1, Refusal::bad_request(why)));
+                    }
+                },
             }
         }
     }
-    validate_topics(&topics, &state.settings.limits)?;
-
-    let grants = match auth::extract(req.headers(), query_token.as_deref(), &state.settings.cookie_name)? {
-        Some((token, _)) => Some(state.subscriber.verify(token)?),
-        None if state.settings.anonymous => None,
-        None => return Err(auth::AuthError::Missing.into()),
-    };
-    let (private_allowed, payload, expires_at) = match grants {
-        Some(g) => {
-            let allowed: Arc<[Selector]> = state
-                .hub
-                .compiler()
-                .compile_grants(&g.subscribe)
-                .map_err(|e| Refusal::bad_request(format!("token subscribe claim: {e}")))?;
-            (Some(allowed), g.payload.map(Arc::new), g.expires_at)
+    p.dialect = match (p.topics.is_empty(), p.matchers.is_empty()) {
+        (false, false) => {
+            return Err((Dialect::V1, Refusal::bad_request("topic (0.x) and match (1.0) cannot be mixed")));
         }
-        None => (None, None, None),
+        (true, false) => Some(Dialect::V1),
+        (false, true) => Some(Dialect::Legacy),
+        (true, true) if body.is_some() => Some(Dialect::V1),
+        (true, true) => None,
+    };
+    Ok(p)
+}
+
+/// The 1.0 checks of a matcher list: count and length bounds, no control characters (C0,
+/// DEL and C1, as the 1.0 spec says).
+fn validate_matchers(matchers: &[MatcherSpec], limits: &crate::config::Limits) -> Result<(), Refusal> {
+    if matchers.is_empty() {
+        return Err(Refusal::bad_request("missing match parameter"));
+    }
+    if matchers.len() > limits.max_topics {
+        return Err(Refusal::bad_request(format!("more than {} matchers", limits.max_topics)));
+    }
+    let max = limits.max_topic_length.min(crate::topic::url_pattern::MAX_PATTERN_LENGTH);
+    if matchers.iter().any(|m| m.text.is_empty() || m.text.len() > max) {
+        return Err(Refusal::bad_request(format!("matcher empty or longer than {max} bytes")));
+    }
+    if matchers.iter().any(|m| m.text.chars().any(char::is_control)) {
+        return Err(Refusal::bad_request("matcher contains a control character"));
+    }
+    Ok(())
+}
+
+/// `GET` (either dialect) or `QUERY` (1.0, with its form `body` merged into the query).
+pub fn handle_with_body<B>(state: &Arc<State>, req: &Request<B>, body: Option<&[u8]>) -> Result<Resp, Refusal> {
+    let header_id = req.headers().get("last-event-id").and_then(|v| v.to_str().ok());
+    let lazy_identity = || dialect::identity(state, req.headers(), req.uri().authority().map(|a| a.as_str()));
+    let params = match parse_params(req.uri().query(), body, header_id) {
+        Ok(p) => p,
+        Err((d, r)) => return Err(dialect::in_dialect(d, r, &lazy_identity())),
+    };
+    let dialect = params.dialect.unwrap_or(if state.settings.legacy_dialect { Dialect::Legacy } else { Dialect::V1 });
+    // Only 1.0 requests and access tokens need the hub's identity.
+    let mut identity = (dialect == Dialect::V1).then(lazy_identity);
+    let refuse = |r: Refusal, identity: &Option<Identity>| match identity {
+        Some(i) => dialect::in_dialect(dialect, r, i),
+        None => r,
+    };
+    let specs = match dialect {
+        Dialect::Legacy if !state.settings.legacy_dialect => {
+            let r = Refusal::bad_request("the topic parameter is not served (legacy_dialect off): use match");
+            return Err(dialect::in_dialect(Dialect::V1, r, &lazy_identity()));
+        }
+        Dialect::Legacy => {
+            validate_topics(&params.topics, &state.settings.limits)?;
+            MatcherSpec::legacy_all(&params.topics)
+        }
+        Dialect::V1 => {
+            validate_matchers(&params.matchers, &state.settings.limits).map_err(|r| refuse(r, &identity))?;
+            params.matchers
+        }
+    };
+
+    let auth_err = |e: auth::AuthError, identity: &mut Option<Identity>| {
+        let id = identity.get_or_insert_with(lazy_identity);
+        dialect::auth_refusal(dialect, e, id)
+    };
+    let grants = match auth::extract(req.headers(), params.token.as_deref(), &state.settings.cookie_name) {
+        Err(e) => return Err(auth_err(e, &mut identity)),
+        Ok(Some((token, _))) => match state.subscriber.verify(token) {
+            Ok(g) => Some(g),
+            Err(e) => return Err(auth_err(e, &mut identity)),
+        },
+        Ok(None) if state.settings.anonymous => None,
+        Ok(None) => return Err(auth_err(auth::AuthError::Missing, &mut identity)),
+    };
+    if let Some(g) = &grants
+        && (g.access.is_some() || !state.settings.legacy_dialect)
+    {
+        let id = identity.get_or_insert_with(lazy_identity);
+        if let Err(e) = dialect::check_token(state, id, g.access.as_ref()) {
+            return Err(dialect::bearer(dialect::BearerError::of(&e), e.to_string(), id));
+        }
+    }
+    let (private_allowed, payload, expires_at, access) = match grants {
+        Some(g) => {
+            let allowed: Arc<[Selector]> = state.hub.compiler().compile_grants(&g.subscribe_specs()).map_err(|e| {
+                if g.access.is_some() {
+                    let id = identity.get_or_insert_with(lazy_identity);
+                    dialect::bearer(dialect::BearerError::InvalidToken, format!("token subscribe matchers: {e}"), id)
+                } else {
+                    Refusal::bad_request(format!("token subscribe claim: {e}"))
+                }
+            })?;
+            (Some(allowed), g.payload.map(Arc::new), g.expires_at, g.access)
+        }
+        None => (None, None, None, None),
     };
 
     // After authorization, so an unauthorized client learns 401/403, not that the hub is full.
@@ -68,8 +185,21 @@ pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> 
             ),
         )
     })?;
-    let sub = state.hub.new_subscriber(&topics, private_allowed, payload).map_err(selector_refusal)?;
-    let upto = state.hub.subscribe(&sub).map_err(selector_refusal)?;
+    let mut sub = state
+        .hub
+        .build_subscriber(&specs, private_allowed, payload)
+        .map_err(|e| refuse(selector_refusal(e), &identity))?
+        .in_dialect(match dialect {
+            Dialect::Legacy => SubDialect::Legacy,
+            Dialect::V1 => SubDialect::V1,
+        });
+    if let Some(access) = &access {
+        let compiler = state.hub.compiler();
+        let payloads = specs.iter().map(|s| access.payload_for(&s.text, compiler).map(Arc::new)).collect();
+        sub = sub.with_matcher_payloads(payloads);
+    }
+    let sub = Arc::new(sub);
+    let upto = state.hub.subscribe(&sub).map_err(|e| refuse(selector_refusal(e), &identity))?;
     // The body owns the registration from here on: whatever happens next, even a panic,
     // dropping it unregisters the subscriber and gives the slot back.
     let deadline = stream_deadline(expires_at, state.settings.write_timeout);
@@ -77,7 +207,7 @@ pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> 
     super::fault::inject(req.headers(), "subscribe");
 
     let mut replay_header = None;
-    if let Some(from) = last_event_id.as_deref() {
+    if let Some(from) = params.last_event_id.as_deref() {
         let replay = state.hub.replay(from, upto);
         let sub = body.subscriber().clone();
         body.extend_prelude(
@@ -92,7 +222,11 @@ pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> 
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     if let Some(id) = replay_header.and_then(|id| HeaderValue::from_str(&id).ok()) {
-        h.insert("last-event-id", id);
+        // 1.0 names it `Mercure-Last-Event-ID`; 0.x clients read `Last-Event-ID`.
+        if dialect == Dialect::Legacy {
+            h.insert("last-event-id", id.clone());
+        }
+        h.insert("mercure-last-event-id", id);
     }
     Ok(resp)
 }

@@ -2,8 +2,11 @@
 //! it is matched against an update's topics.
 //!
 //! Mercure 0.x has three kinds of selector: `*` (everything), an exact topic, and an RFC 6570
-//! URI template ([`template`]). Mercure 1.0 adds URL patterns; they become one more
-//! [`Selector`] variant, so the registry and the authorization checks need no change.
+//! URI template ([`template`]); which one a `topic=` value is, is guessed from its text
+//! ([`MatchKind::Legacy`]). Mercure 1.0 names the kind instead: `match=` is exact, byte for
+//! byte, and `match_urlpattern=` a WHATWG URL pattern ([`url_pattern`]); `*` is every topic
+//! whatever the kind. All of them are [`Selector`]s, so the registry and the authorization
+//! checks treat both dialects alike.
 //!
 //! Compiling a template is far costlier than matching it, and thousands of subscribers usually
 //! share a handful of selectors, so compiled templates are interned in a [`SelectorCompiler`]
@@ -16,6 +19,7 @@
 //! plain string, as the Go hub does.
 
 pub mod template;
+pub mod url_pattern;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -23,6 +27,67 @@ use std::sync::{Arc, Weak};
 use dashmap::DashMap;
 
 pub use template::{TemplateError, TemplateLimits, UriTemplate};
+pub use url_pattern::{PatternError, UrlPatternMatcher};
+
+/// How a selector's text is to be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MatchKind {
+    /// Mercure 0.x (`topic=`, the `mercure` claim): `*`, else a URI template when the text
+    /// holds an expression, else exact.
+    Legacy,
+    /// Mercure 1.0 `exact`: byte-for-byte comparison (`*` is still every topic).
+    Exact,
+    /// Mercure 1.0 `urlpattern`: a WHATWG URL pattern (`*` is still every topic).
+    UrlPattern,
+}
+
+impl MatchKind {
+    /// The 1.0 `match_type` name (`topic` for a 0.x selector, which has none).
+    pub fn name(self) -> &'static str {
+        match self {
+            MatchKind::Legacy => "topic",
+            MatchKind::Exact => "exact",
+            MatchKind::UrlPattern => "urlpattern",
+        }
+    }
+
+    /// Reads a 1.0 `match_type` value: the names of the Go hub 1.0 (`exact`, `urlpattern`)
+    /// and the spelling of the later drafts (`Exact`, `URLPattern`). Case-sensitive.
+    pub fn from_type_name(name: &str) -> Option<Self> {
+        match name {
+            "exact" | "Exact" => Some(MatchKind::Exact),
+            "urlpattern" | "URLPattern" => Some(MatchKind::UrlPattern),
+            _ => None,
+        }
+    }
+}
+
+/// A selector before compilation: its kind and its text.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MatcherSpec {
+    pub kind: MatchKind,
+    pub text: String,
+}
+
+impl MatcherSpec {
+    pub fn new(kind: MatchKind, text: impl Into<String>) -> Self {
+        MatcherSpec { kind, text: text.into() }
+    }
+
+    /// 0.x selectors (a `topic=` list, a `mercure` claim).
+    pub fn legacy_all<S: AsRef<str>>(texts: &[S]) -> Vec<MatcherSpec> {
+        texts.iter().map(|t| MatcherSpec::new(MatchKind::Legacy, t.as_ref())).collect()
+    }
+}
+
+/// Why a selector could not be compiled (the request or token carrying it is refused).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+}
 
 #[derive(Clone, Debug)]
 pub enum Selector {
@@ -32,6 +97,8 @@ pub enum Selector {
     Exact(Arc<str>),
     /// An RFC 6570 template; it also matches a topic equal to its own text.
     Template(Arc<UriTemplate>),
+    /// A WHATWG URL pattern (Mercure 1.0).
+    UrlPattern(Arc<UrlPatternMatcher>),
 }
 
 impl Selector {
@@ -40,6 +107,17 @@ impl Selector {
             Selector::Any => true,
             Selector::Exact(s) => &**s == topic,
             Selector::Template(t) => t.as_str() == topic || t.is_match(topic),
+            Selector::UrlPattern(p) => p.is_match(topic),
+        }
+    }
+
+    /// The 1.0 matcher type this selector is reported under (`*` and exact topics are
+    /// `exact`; a 0.x template has none and reports `topic`).
+    pub fn kind(&self) -> MatchKind {
+        match self {
+            Selector::Any | Selector::Exact(_) => MatchKind::Exact,
+            Selector::Template(_) => MatchKind::Legacy,
+            Selector::UrlPattern(_) => MatchKind::UrlPattern,
         }
     }
 
@@ -49,6 +127,7 @@ impl Selector {
             Selector::Any => "*",
             Selector::Exact(s) => s,
             Selector::Template(t) => t.as_str(),
+            Selector::UrlPattern(p) => p.as_str(),
         }
     }
 }
@@ -72,28 +151,76 @@ pub struct SelectorCompiler {
     /// dashmap: subscribers connect concurrently on every worker thread; sharding keeps them
     /// from contending on one lock. Weak values: the table never keeps a template alive.
     templates: DashMap<Box<str>, Weak<UriTemplate>>,
+    /// Interned URL patterns, like `templates`.
+    patterns: DashMap<Box<str>, Weak<UrlPatternMatcher>>,
+    /// What relative URL patterns and relative topics are resolved against: the hub's URL.
+    base: url::Url,
     /// Interned grant lists (a token's `subscribe` selectors): subscribers holding the same
     /// claims share one list, which lets a fan-out check a private update once per distinct
     /// grant instead of once per subscriber. Weak values, like `templates`.
-    grants: DashMap<Box<[Box<str>]>, Weak<[Selector]>>,
+    grants: DashMap<Box<[MatcherSpec]>, Weak<[Selector]>>,
     /// What one template may contain (checked before compiling it).
     limits: TemplateLimits,
     /// Table size at which dead entries are next swept: twice the live count after the last
     /// sweep (at least [`MIN_SWEEP`]), so sweeping costs O(1) amortized per insertion and a
     /// table holds at most about twice the entries still in use.
     sweep_templates_at: AtomicUsize,
+    sweep_patterns_at: AtomicUsize,
     sweep_grants_at: AtomicUsize,
 }
 
+/// The base URL when none is configured (`public_url`).
+pub const DEFAULT_BASE: &str = "https://localhost/.well-known/mercure";
+
 impl SelectorCompiler {
     pub fn new(limits: TemplateLimits) -> Self {
+        Self::with_base(limits, url::Url::parse(DEFAULT_BASE).expect("DEFAULT_BASE is a URL"))
+    }
+
+    /// A compiler resolving relative URL patterns and topics against `base`.
+    pub fn with_base(limits: TemplateLimits, base: url::Url) -> Self {
         SelectorCompiler {
             templates: DashMap::new(),
+            patterns: DashMap::new(),
+            base,
             grants: DashMap::new(),
             limits,
             sweep_templates_at: AtomicUsize::new(MIN_SWEEP),
+            sweep_patterns_at: AtomicUsize::new(MIN_SWEEP),
             sweep_grants_at: AtomicUsize::new(MIN_SWEEP),
         }
+    }
+
+    /// The URL relative patterns and topics are resolved against.
+    pub fn base(&self) -> &url::Url {
+        &self.base
+    }
+
+    /// Compiles a selector of any kind. 0.x selectors are read leniently (see
+    /// [`SelectorCompiler::compile_lenient`]); a 1.0 URL pattern that does not compile is an
+    /// error.
+    pub fn compile_spec(&self, spec: &MatcherSpec) -> Result<Selector, CompileError> {
+        let text = spec.text.as_str();
+        if text == "*" {
+            return Ok(Selector::Any);
+        }
+        match spec.kind {
+            MatchKind::Legacy => Ok(self.compile_lenient(text)?),
+            MatchKind::Exact => Ok(Selector::Exact(text.into())),
+            MatchKind::UrlPattern => {
+                if let Some(p) = self.patterns.get(text).and_then(|w| w.upgrade()) {
+                    return Ok(Selector::UrlPattern(p));
+                }
+                let compiled = Arc::new(UrlPatternMatcher::compile(text, &self.base)?);
+                sweep_if_due(&self.patterns, &self.sweep_patterns_at);
+                self.patterns.insert(text.into(), Arc::downgrade(&compiled));
+                Ok(Selector::UrlPattern(compiled))
+            }
+        }
+    }
+
+    pub fn compile_specs(&self, specs: &[MatcherSpec]) -> Result<Vec<Selector>, CompileError> {
+        specs.iter().map(|s| self.compile_spec(s)).collect()
     }
 
     pub fn limits(&self) -> &TemplateLimits {
@@ -127,12 +254,12 @@ impl SelectorCompiler {
     }
 
     /// Compiles a token's grant list, returning the shared copy when the same list is in use.
-    pub fn compile_grants(&self, selectors: &[String]) -> Result<Arc<[Selector]>, TemplateError> {
-        let key: Box<[Box<str>]> = selectors.iter().map(|s| s.as_str().into()).collect();
-        if let Some(g) = self.grants.get(&key).and_then(|w| w.upgrade()) {
+    pub fn compile_grants(&self, selectors: &[MatcherSpec]) -> Result<Arc<[Selector]>, CompileError> {
+        if let Some(g) = self.grants.get(selectors).and_then(|w| w.upgrade()) {
             return Ok(g);
         }
-        let compiled: Arc<[Selector]> = self.compile_all(selectors)?.into();
+        let key: Box<[MatcherSpec]> = selectors.into();
+        let compiled: Arc<[Selector]> = self.compile_specs(selectors)?.into();
         sweep_if_due(&self.grants, &self.sweep_grants_at);
         self.grants.insert(key, Arc::downgrade(&compiled));
         Ok(compiled)
@@ -145,6 +272,11 @@ impl SelectorCompiler {
     /// Interned templates still in use (for tests and metrics).
     pub fn live_templates(&self) -> usize {
         self.templates.iter().filter(|e| e.value().strong_count() > 0).count()
+    }
+
+    /// Interned URL patterns still in use (for tests and metrics).
+    pub fn live_patterns(&self) -> usize {
+        self.patterns.iter().filter(|e| e.value().strong_count() > 0).count()
     }
 }
 
@@ -173,6 +305,24 @@ mod tests {
         assert!(t.matches("https://example.com/books/1"));
         assert!(t.matches("https://example.com/books/{id}"));
         assert!(!t.matches("https://example.com/authors/1"));
+    }
+
+    #[test]
+    fn kinds_of_1_0_matchers() {
+        let c = SelectorCompiler::new(TemplateLimits::default());
+        let exact = c.compile_spec(&MatcherSpec::new(MatchKind::Exact, "https://e.com/{id}")).unwrap();
+        assert!(exact.matches("https://e.com/{id}") && !exact.matches("https://e.com/1"), "no template in 1.0 exact");
+        assert!(matches!(c.compile_spec(&MatcherSpec::new(MatchKind::UrlPattern, "*")).unwrap(), Selector::Any));
+        let p = c.compile_spec(&MatcherSpec::new(MatchKind::UrlPattern, "https://e.com/:id")).unwrap();
+        assert!(p.matches("https://e.com/1") && !p.matches("https://e.com/1/2"));
+        assert_eq!(p.kind(), MatchKind::UrlPattern);
+        assert!(c.compile_spec(&MatcherSpec::new(MatchKind::UrlPattern, "https://e.com/(")).is_err());
+        let again = c.compile_spec(&MatcherSpec::new(MatchKind::UrlPattern, "https://e.com/:id")).unwrap();
+        let (Selector::UrlPattern(a), Selector::UrlPattern(b)) = (&p, &again) else { panic!("patterns") };
+        assert!(Arc::ptr_eq(a, b), "interned");
+        assert_eq!(c.live_patterns(), 1);
+        assert_eq!(MatchKind::from_type_name("URLPattern"), Some(MatchKind::UrlPattern));
+        assert_eq!(MatchKind::from_type_name("URLPATTERN"), None, "case-sensitive");
     }
 
     #[test]
@@ -208,7 +358,7 @@ mod tests {
     fn interned_templates_are_released_with_their_last_user() {
         let c = SelectorCompiler::new(TemplateLimits::default());
         let a = c.compile("/{x}").unwrap();
-        let grants = c.compile_grants(&["/{y}".to_owned()]).unwrap();
+        let grants = c.compile_grants(&MatcherSpec::legacy_all(&["/{y}"])).unwrap();
         assert_eq!(c.live_templates(), 2);
         drop(a);
         assert_eq!(c.live_templates(), 1, "the table does not keep an unused template alive");
