@@ -84,14 +84,9 @@ fn inactive_logged(hub: &HubProcess, directive: &str) -> bool {
 #[tokio::test]
 async fn the_go_hub_0_24_directives_start_the_hub() {
     let hub = HubProcess::start(&[("MERCURE_EXTRA_DIRECTIVES", GO_0_24)]);
-    for d in [
-        "publisher_jwks_url",
-        "subscriber_jwks_url",
-        "protocol_version_compatibility",
-        "topic_selector_cache",
-        "subscriber_list_cache_size",
-        "lru_cache",
-    ] {
+    for d in
+        ["publisher_jwks_url", "subscriber_jwks_url", "topic_selector_cache", "subscriber_list_cache_size", "lru_cache"]
+    {
         assert!(inactive_logged(&hub, d), "{d} not reported inactive; logs:\n{}", hub.logs());
     }
     // The key came from `publisher_jwt`; `ui`/`demo` serve the page; `anonymous` lets a
@@ -106,17 +101,7 @@ async fn the_go_hub_0_24_directives_start_the_hub() {
 #[tokio::test]
 async fn the_go_hub_1_0_directives_start_the_hub() {
     let hub = HubProcess::start(&[("MERCURE_EXTRA_DIRECTIVES", GO_1_0)]);
-    for d in [
-        "issuer",
-        "issuer/authorization_server",
-        "issuer/subscriber/jwks_uri",
-        "resource_identifier",
-        "public_urls",
-        "protocol_version_compatibility",
-        "drain_timeout",
-        "topic_matcher_cache",
-        "subscriber_list_cache_size",
-    ] {
+    for d in ["issuer/subscriber/jwks_uri", "drain_timeout", "topic_matcher_cache", "subscriber_list_cache_size"] {
         assert!(inactive_logged(&hub, d), "{d} not reported inactive; logs:\n{}", hub.logs());
     }
     // The issuer block's publisher key is the key; `name` names the health paths;

@@ -218,6 +218,10 @@ pub(crate) fn parse_form(bytes: &[u8]) -> Form {
 fn validate(state: &State, f: Form) -> Result<Update, Refusal> {
     let limits = &state.settings.limits;
     validate_topics(&f.topics, limits)?;
+    if f.topics.iter().any(|t| t == "*") {
+        // Reserved since Mercure 0.10: `*` selects every topic and cannot name one.
+        return Err(Refusal::bad_request("the topic * is reserved"));
+    }
     // As the Go hub reads them (`PostForm.Get`), an empty id or retry means none.
     let id = match f.id.filter(|id| !id.is_empty()) {
         Some(id) if id.starts_with('#') => return Err(Refusal::bad_request("id must not start with #")),

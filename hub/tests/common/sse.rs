@@ -64,6 +64,17 @@ impl SseStream {
     /// status; tests check `status` (a refused subscription has a short body, readable with
     /// [`SseStream::body_text`]).
     pub async fn open(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Self {
+        Self::open_with(addr, "GET", path, headers, None).await
+    }
+
+    /// [`SseStream::open`] with another method and a body (Mercure 1.0's `QUERY`).
+    pub async fn open_with(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Self {
         let deadline = Instant::now() + Duration::from_secs(10);
         let stream = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
             .await
@@ -71,8 +82,11 @@ impl SseStream {
             .expect("subscribe: connect");
         let mut conn = HttpConn::new(stream);
         let mut all = vec![("Accept", "text/event-stream")];
+        if body.is_some() {
+            all.push(("Content-Type", "application/x-www-form-urlencoded"));
+        }
         all.extend_from_slice(headers);
-        conn.send_request("GET", path, &all, None, deadline).await;
+        conn.send_request(method, path, &all, body, deadline).await;
         let head = conn.read_head(deadline).await.unwrap_or_else(|e| panic!("subscribe {path}: reading head: {e}"));
         let body = BodyReader::new(conn, &head, false);
         SseStream {
@@ -90,7 +104,18 @@ impl SseStream {
 
     /// Opens a subscription and asserts it was accepted (200, `text/event-stream`).
     pub async fn connect(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Self {
-        let mut s = Self::open(addr, path, headers).await;
+        Self::connect_with(addr, "GET", path, headers, None).await
+    }
+
+    /// [`SseStream::connect`] with another method and a body.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Self {
+        let mut s = Self::open_with(addr, method, path, headers, body).await;
         if s.status != 200 {
             let body = s.body_text().await;
             panic!("subscribe {path}: status {}: {body}", s.status);
