@@ -9,6 +9,10 @@
 //! - `registry/template_cached`: `Registry::for_each_candidate` for one template subscriber
 //!   and a topic seen before (the registry's topic → matched cache answers).
 //! - `registry/template_uncached`: the same with a new topic each time (cache miss: regex + insert).
+//! - `urlpattern/…`, `registry/urlpattern_…`: the same four for a Mercure 1.0 URL pattern
+//!   (`https://example.com/books/:id`), the 1.0 counterpart of the template above: matching
+//!   parses the topic as a URL then runs one regex per URL component; the registry caches its
+//!   answers per topic exactly as for templates.
 //!
 //! Why: matching runs per publish per selector kind; templates are the expensive kind, and the
 //! registry's cache is what keeps them off the per-publish path.
@@ -17,11 +21,12 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use mercure_hub::topic::{SelectorCompiler, TemplateLimits};
+use mercure_hub::topic::{MatchKind, MatcherSpec, SelectorCompiler, TemplateLimits};
 use mercure_hub::update::Update;
 
 const TEMPLATE: &str = "https://example.com/books/{id}";
 const TOPIC: &str = "https://example.com/books/12345";
+const URL_PATTERN: &str = "https://example.com/books/:id";
 
 fn topic_match(c: &mut Criterion) {
     let mut group = c.benchmark_group("topic_match");
@@ -43,11 +48,38 @@ fn topic_match(c: &mut Criterion) {
         )
     });
 
+    let pattern_spec = MatcherSpec::new(MatchKind::UrlPattern, URL_PATTERN);
+    let pattern = compiler.compile_spec(&pattern_spec).expect("URL pattern");
+    group.bench_function("urlpattern/match", |b| b.iter(|| black_box(&pattern).matches(black_box(TOPIC))));
+    group.bench_function("urlpattern/interned", |b| b.iter(|| compiler.compile_spec(black_box(&pattern_spec))));
+    group.bench_function("urlpattern/compile+match", |b| {
+        b.iter_batched(
+            || SelectorCompiler::new(TemplateLimits::default()),
+            |fresh| fresh.compile_spec(black_box(&pattern_spec)).map(|s| s.matches(TOPIC)),
+            BatchSize::SmallInput,
+        )
+    });
+
+    for (name, spec) in [("template", MatcherSpec::legacy_all(&[TEMPLATE])), ("urlpattern", vec![pattern_spec.clone()])]
+    {
+        registry_benches(&mut group, name, &spec);
+    }
+    group.finish();
+}
+
+/// `registry/{name}_cached` and `registry/{name}_uncached` for one subscriber holding `spec`.
+fn registry_benches(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    spec: &[MatcherSpec],
+) {
     let hub = benches::fixtures::hub();
-    let sub = hub.new_subscriber(&[TEMPLATE], None, None).expect("subscriber");
+    let sub = Arc::new(hub.build_subscriber(spec, None, None).expect("subscriber"));
     hub.subscribe(&sub).expect("subscribe");
     let update = benches::fixtures::update(TOPIC, 100);
-    group.bench_function("registry/template_cached", |b| {
+    // Steady state: the first look-up fills the cache, every measured one reads it.
+    hub.registry().for_each_candidate(&update, |_| {});
+    group.bench_function(format!("registry/{name}_cached"), |b| {
         b.iter(|| {
             let mut hits = 0;
             hub.registry().for_each_candidate(black_box(&update), |_| hits += 1);
@@ -55,7 +87,7 @@ fn topic_match(c: &mut Criterion) {
         })
     });
     let mut n = 0u64;
-    group.bench_function("registry/template_uncached", |b| {
+    group.bench_function(format!("registry/{name}_uncached"), |b| {
         b.iter_batched(
             || {
                 n += 1;
@@ -71,7 +103,6 @@ fn topic_match(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
-    group.finish();
 }
 
 criterion_group! {

@@ -85,6 +85,5 @@ pub fn update(topic: &str, data_len: usize) -> Arc<Update> {
 /// A token's `mercure.subscribe` selectors, compiled and interned by the hub as the subscribe
 /// handler does (equal grant lists share one `Arc`).
 pub fn grants(hub: &Hub, selectors: &[&str]) -> Arc<[Selector]> {
-    let owned: Vec<String> = selectors.iter().map(|s| s.to_string()).collect();
-    hub.compiler().compile_grants(&owned).expect("grants")
+    hub.compiler().compile_grants(&mercure_hub::topic::MatcherSpec::legacy_all(selectors)).expect("grants")
 }
