@@ -3,7 +3,8 @@
 //! Each target is a proptest property over hostile or generated input for one parser or
 //! encoder that sees client or operator data: the HTTP head sniffer (`server::native`), the
 //! publish form (`server::publish`), URI templates (`topic`), JWTs (`auth::jwt`), the extra
-//! directives (`config::directives`) and SSE encoding (`sse`). Every target asserts a
+//! directives (`config::directives`), SSE encoding (`sse`), and Mercure 1.0's URL patterns and
+//! `authorization_details` (`url_pattern`). Every target asserts a
 //! property of the result (a model, a round trip or a bound), never only "did not panic"; a
 //! panic inside a target is caught by proptest, shrunk and reported as a failure.
 //!
@@ -26,6 +27,7 @@ mod http_head;
 mod jwt;
 mod sse;
 mod template;
+mod url_pattern;
 
 use std::time::{Duration, Instant};
 
