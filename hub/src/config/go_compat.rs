@@ -8,7 +8,7 @@
 
 use super::Settings;
 use super::directives::Directive;
-use super::settings::{key_spec, no_args, one_arg, parse_admin};
+use super::settings::{jwks_spec, key_spec, no_args, one_arg, parse_admin};
 
 impl Settings {
     /// `GLOBAL_OPTIONS`, Caddy's global options block as the Go image injects it. `admin
@@ -37,9 +37,10 @@ impl Settings {
 
     /// `issuer ID { publisher { jwt KEY [ALG] } subscriber { jwt KEY [ALG] } }` (Go hub 1.0).
     /// The keys become the publisher and subscriber keys (the environment still wins), so a
-    /// 1.0 configuration with one issuer works as it does with `publisher_jwt`/`subscriber_jwt`.
-    /// Not enforced: the token's `iss` (logged as inactive); `jwks_uri` and
-    /// `authorization_server` are accepted and logged as inactive.
+    /// 1.0 configuration with one issuer works as it does with `publisher_jwt`/`subscriber_jwt`;
+    /// `jwks_uri URL [ALG…]` becomes the role's JWK Set (`*_jwks_url`). Not enforced: the
+    /// token's `iss` (logged as inactive); `authorization_server` is accepted and logged as
+    /// inactive.
     pub(super) fn apply_issuer(&mut self, d: &Directive) -> Result<(), String> {
         one_arg(d)?;
         if self.inactive.iter().all(|(n, _)| n != "issuer") {
@@ -60,7 +61,14 @@ impl Settings {
                                     self.subscriber_key = key;
                                 }
                             }
-                            "jwks_uri" => self.inactive.push((format!("issuer/{}/jwks_uri", role.name), INACTIVE_JWKS)),
+                            "jwks_uri" => {
+                                let jwks = Some(jwks_spec(m)?);
+                                if role.name == "publisher" {
+                                    self.publisher_jwks = jwks;
+                                } else {
+                                    self.subscriber_jwks = jwks;
+                                }
+                            }
                             other => return Err(format!("issuer {}: unknown option {other:?}", role.name)),
                         }
                     }
@@ -72,8 +80,6 @@ impl Settings {
     }
 }
 
-const INACTIVE_JWKS: &str =
-    "JWKS is not implemented yet: configure the key itself (publisher_jwt / subscriber_jwt or the environment)";
 const INACTIVE_ISSUER: &str = "the keys of the issuer block are used; the token's `iss` claim is not checked";
 const INACTIVE_AS: &str = "no OAuth protected-resource metadata is served";
 pub(super) const INACTIVE_BODY_SIZE_ZERO: &str =
@@ -83,7 +89,6 @@ pub(super) const INACTIVE_BODY_SIZE_ZERO: &str =
 /// The README's directive table says the same.
 pub(super) fn inactive_reason(name: &str) -> Option<&'static str> {
     Some(match name {
-        "publisher_jwks_url" | "subscriber_jwks_url" => INACTIVE_JWKS,
         "protocol_version_compatibility" => {
             "this hub speaks the 0.x protocol (the compatibility the Go hub 1.0 opts into) at all times"
         }
@@ -114,13 +119,22 @@ mod tests {
         }
         let pk = s.publisher_key.as_ref().unwrap();
         assert_eq!((pk.key.as_str(), pk.algorithm), ("pub-key", jsonwebtoken::Algorithm::HS384));
-        assert!(s.subscriber_key.is_none(), "a JWKS subscriber key is not configured");
+        assert!(s.subscriber_key.is_none(), "the subscriber has a JWK Set, no static key");
+        let sj = s.subscriber_jwks.as_ref().unwrap();
+        assert_eq!(sj.url, "https://example.com/jwks");
+        assert_eq!(sj.algorithms, [jsonwebtoken::Algorithm::RS256]);
         assert_eq!(s.limits.max_body_size, 512_000);
         assert!(s.ui && !s.demo);
         assert_eq!(s.name, "main");
         let inactive: Vec<&str> = s.inactive.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(inactive, ["issuer", "issuer/authorization_server", "issuer/subscriber/jwks_uri", "drain_timeout"]);
-        let bad = crate::config::directives::parse("issuer x {\n publisher {\n  key k\n }\n}").unwrap();
-        assert!(Settings::default().apply_directive(&bad[0]).is_err());
+        assert_eq!(inactive, ["issuer", "issuer/authorization_server", "drain_timeout"]);
+        for bad in [
+            "issuer x {\n publisher {\n  key k\n }\n}",
+            "issuer x {\n publisher {\n  jwks_uri https://a.example/k HS256\n }\n}",
+            "issuer x {\n publisher {\n  jwks_uri ftp://a.example/k\n }\n}",
+        ] {
+            let bad = crate::config::directives::parse(bad).unwrap();
+            assert!(Settings::default().apply_directive(&bad[0]).is_err(), "{bad:?}");
+        }
     }
 }

@@ -43,7 +43,7 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, 
     if source == TokenSource::Cookie {
         auth::check_publish_origin(&parts.headers, &state.settings.publish_origins)?;
     }
-    let grants = state.publisher.verify(token)?;
+    let grants = state.publisher.verify_waiting(token).await?;
     super::fault::inject(&parts.headers, "publish");
 
     if let Some(ct) = parts.headers.get(CONTENT_TYPE) {

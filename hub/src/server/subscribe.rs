@@ -24,7 +24,7 @@ use super::response::{Refusal, Resp};
 /// Sent first, so the client and any proxy see the stream open at once.
 const OPENING: &[u8] = b":\n";
 
-pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> {
+pub async fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> {
     let mut topics = Vec::new();
     let mut query_token = None;
     let mut last_event_id = req.headers().get("last-event-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
@@ -42,7 +42,7 @@ pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> 
     validate_topics(&topics, &state.settings.limits)?;
 
     let grants = match auth::extract(req.headers(), query_token.as_deref(), &state.settings.cookie_name)? {
-        Some((token, _)) => Some(state.subscriber.verify(token)?),
+        Some((token, _)) => Some(state.subscriber.verify_waiting(token).await?),
         None if state.settings.anonymous => None,
         None => return Err(auth::AuthError::Missing.into()),
     };

@@ -34,7 +34,7 @@ pub async fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Ref
     let query_token = super::query_param(req.uri().query(), "authorization");
     let (token, _) = auth::extract(req.headers(), query_token.as_deref(), &state.settings.cookie_name)?
         .ok_or(auth::AuthError::Missing)?;
-    let grants = state.subscriber.verify(token)?;
+    let grants = state.subscriber.verify_waiting(token).await?;
     let allowed = state
         .hub
         .compiler()
