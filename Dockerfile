@@ -26,7 +26,11 @@ FROM debian:bookworm-slim
 # A fixed non-root user (uid 1000, as in the Go docs' rootless compose). Docker 20.10+ lets an
 # unprivileged process bind ports below 1024 inside a container
 # (net.ipv4.ip_unprivileged_port_start=0), so :80 needs no capability.
-RUN useradd --system --uid 1000 --user-group --home-dir /data --shell /usr/sbin/nologin mercure \
+# ca-certificates: https:// JWK Set URLs (publisher_jwks_url, …) are checked against them.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 1000 --user-group --home-dir /data --shell /usr/sbin/nologin mercure \
  && mkdir -p /data /config \
  && chown mercure:mercure /data /config
 COPY --from=build /out/mercure-hub /usr/local/bin/mercure-hub

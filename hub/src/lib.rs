@@ -11,7 +11,8 @@
 //! # Layout
 //! - [`config`]: environment, `MERCURE_EXTRA_DIRECTIVES`, flags → [`config::Settings`].
 //! - [`duration`]: Go-style durations (`40s`, `1m30s`), read by `config` and `history` alike.
-//! - [`auth`]: token extraction and verification → [`auth::Grants`].
+//! - [`auth`]: token extraction, key sources (a static key, or a JWK Set fetched and refreshed)
+//!   and verification → [`auth::Grants`].
 //! - [`topic`]: selectors (`*`, exact, URI templates) and their matching.
 //! - [`update`], [`sse`]: the update and its wire form.
 //! - [`queue`]: the per-subscriber bounded queue; slow-consumer eviction.

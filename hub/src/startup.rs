@@ -42,7 +42,7 @@ pub fn resolve_max_subscribers(settings: &mut Settings, max_connections: usize) 
 /// With no key at all, generate one so a developer can try the hub at once, and say loudly
 /// that this is not a production setup.
 pub fn development_mode(settings: &mut Settings) {
-    if settings.publisher_key.is_some() {
+    if settings.publisher_key.is_some() || settings.publisher_jwks.is_some() {
         return;
     }
     let mut bytes = [0u8; 32];
@@ -89,6 +89,18 @@ pub fn log_settings(settings: &Settings, max_connections: usize) {
         jwt_cache_entries = settings.limits.jwt_cache_entries,
         "configuration"
     );
+    if settings.publisher_jwks.is_some() || settings.subscriber_jwks.is_some() {
+        let j = &settings.limits.jwks;
+        tracing::info!(
+            publisher = ?settings.publisher_jwks.as_ref().map(|s| (&s.url, s.allowed())),
+            subscriber = ?settings.subscriber_jwks.as_ref().map(|s| (&s.url, s.allowed())),
+            refresh_interval = ?j.refresh_interval,
+            min_refresh_interval = ?j.min_refresh_interval,
+            fetch_timeout = ?j.fetch_timeout,
+            max_bytes = j.max_bytes,
+            "JWK Sets"
+        );
+    }
     for (name, reason) in &settings.inactive {
         tracing::warn!(directive = %name, reason, "directive accepted but not active in this version");
     }

@@ -2,17 +2,18 @@
 //! connection, and a certificate reload (SIGHUP) while streams stay open.
 //!
 //! Certificates are generated in the test with the `openssl` command line (a CA and leaves
-//! for `localhost`/`127.0.0.1`); nothing is committed.
+//! for `localhost`/`127.0.0.1`, `common::certs`); nothing is committed.
 
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::certs::{certs, make_leaf};
 use common::*;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::Request;
@@ -23,85 +24,6 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 const TOPIC: &str = "https://example.com/books/1";
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// A leaf for localhost and 127.0.0.1 signed by `ca.pem` (`NAME.pem`, `NAME.key`).
-fn make_leaf(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").expect("write san.ext");
-    let key = format!("{name}.key");
-    let csr = format!("{name}.csr");
-    let pem = format!("{name}.pem");
-    let subj = format!("/CN={name}");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            &subj,
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &csr,
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            &pem,
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-        ],
-    );
-    (dir.join(pem), dir.join(key))
-}
-
-/// A fresh directory with a CA and one leaf (`leaf1`).
-fn certs() -> PathBuf {
-    let dir = fresh_work_dir();
-    openssl(
-        &dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=mercure-hub test CA",
-        ],
-    );
-    make_leaf(&dir, "leaf1");
-    dir
-}
 
 fn connector(dir: &Path, alpn: &[&[u8]]) -> TlsConnector {
     let mut roots = rustls::RootCertStore::empty();

@@ -1,10 +1,10 @@
 //! JWT verification for the 0.x token format (the `mercure` claim).
 //!
-//! One [`Verifier`] per role, built once at start-up with the configured key and algorithm.
-//! Pinned to that one algorithm: a token claiming any other (including `none`) is refused, so
-//! a public key can never be used as an HMAC secret. No claim is required (Mercure tokens
-//! often carry no `exp`); `exp` and `nbf` are enforced when present, with no leeway; `aud` is
-//! not checked (the Go hub does not either).
+//! One [`Verifier`] per role, built once at start-up with its [`KeySource`]: the configured
+//! key and algorithm, or a JWK Set. Pinned to the configured algorithm(s): a token claiming
+//! any other (including `none`) is refused, so a public key can never be used as an HMAC
+//! secret. No claim is required (Mercure tokens often carry no `exp`); `exp` and `nbf` are
+//! enforced when present, with no leeway; `aud` is not checked (the Go hub does not either).
 //!
 //! Accepted tokens are remembered (see [`Accepted`]) so that presenting the same token again
 //! costs a hash lookup instead of a signature check; `exp` is still enforced on every use.
@@ -15,9 +15,10 @@ use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::Deserialize;
 
+use super::keys::{KeySource, Resolved};
 use super::{AuthError, Grants};
 
 /// A configured key: the text of the secret (HMAC) or PEM public key, and its algorithm.
@@ -54,8 +55,10 @@ pub fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
 }
 
 pub struct Verifier {
-    key: DecodingKey,
-    validation: Validation,
+    keys: KeySource,
+    /// One validation per algorithm the key source allows (jsonwebtoken checks the token's
+    /// `alg` against it), built once.
+    validations: Vec<(Algorithm, Validation)>,
     accepted: Option<Accepted>,
 }
 
@@ -72,35 +75,61 @@ const MAX_REMEMBERED_TOKEN: usize = 4096;
 /// check produced; `exp` is checked again on every hit, so a remembered token expires on time;
 /// at most `entries` tokens of at most [`MAX_REMEMBERED_TOKEN`] bytes; when full it is cleared
 /// at once (O(1) bookkeeping, and the working set — a few publisher tokens plus the tokens of
-/// subscribers connecting now — refills it). Keys never change at run time, so nothing else
-/// can invalidate an entry. A token's `nbf` was in the past when it was stored and stays so.
+/// subscribers connecting now — refills it). A token's `nbf` was in the past when it was
+/// stored and stays so. Every entry was checked with keys of `generation`: when the key
+/// source's generation moves on (a JWK Set changed), the whole map is forgotten, and a
+/// verification that used keys of an older generation is not stored, so a token accepted
+/// with a key since removed is checked again (and refused).
 struct Accepted {
     entries: usize,
-    map: Mutex<HashMap<Box<str>, Arc<Grants>>>,
+    map: Mutex<Remembered>,
+}
+
+#[derive(Default)]
+struct Remembered {
+    generation: u64,
+    tokens: HashMap<Box<str>, Arc<Grants>>,
 }
 
 impl Accepted {
-    /// The grants of a remembered token that has not expired; an expired one is forgotten
-    /// (so it stops taking a slot) and reported as such.
-    fn get(&self, token: &str) -> Option<Result<Arc<Grants>, AuthError>> {
+    /// The grants of a remembered token that has not expired, if the keys are still those of
+    /// `generation`; an expired one is forgotten (so it stops taking a slot) and reported as
+    /// such.
+    fn get(&self, token: &str, generation: u64) -> Option<Result<Arc<Grants>, AuthError>> {
         let mut map = self.map.lock();
-        let grants = map.get(token)?;
+        if map.generation != generation {
+            // Newer keys: forget everything checked with the old ones. (An older generation
+            // is a caller that read it just before a refresh: a miss, nothing to forget.)
+            if generation > map.generation {
+                map.tokens.clear();
+                map.generation = generation;
+            }
+            return None;
+        }
+        let grants = map.tokens.get(token)?;
         if expired(grants.expires_at) {
-            map.remove(token);
+            map.tokens.remove(token);
             return Some(Err(AuthError::Expired));
         }
         Some(Ok(grants.clone()))
     }
 
-    fn insert(&self, token: &str, grants: Grants) {
+    fn insert(&self, token: &str, grants: Grants, generation: u64) {
         if token.len() > MAX_REMEMBERED_TOKEN {
             return;
         }
         let mut map = self.map.lock();
-        if map.len() >= self.entries {
-            map.clear();
+        if generation != map.generation {
+            if generation < map.generation {
+                return;
+            }
+            map.tokens.clear();
+            map.generation = generation;
         }
-        map.insert(token.into(), Arc::new(grants));
+        if map.tokens.len() >= self.entries {
+            map.tokens.clear();
+        }
+        map.tokens.insert(token.into(), Arc::new(grants));
     }
 }
 
@@ -132,58 +161,91 @@ struct MercureClaim {
 }
 
 impl Verifier {
+    /// A verifier of one static key.
     pub fn new(spec: &KeySpec) -> Result<Self, String> {
-        let bytes = spec.key.as_bytes();
-        let key = match spec.algorithm {
-            Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => DecodingKey::from_secret(bytes),
-            Algorithm::RS256
-            | Algorithm::RS384
-            | Algorithm::RS512
-            | Algorithm::PS256
-            | Algorithm::PS384
-            | Algorithm::PS512 => DecodingKey::from_rsa_pem(bytes).map_err(|e| format!("RSA public key: {e}"))?,
-            Algorithm::ES256 | Algorithm::ES384 => {
-                DecodingKey::from_ec_pem(bytes).map_err(|e| format!("EC public key: {e}"))?
-            }
-            Algorithm::EdDSA => DecodingKey::from_ed_pem(bytes).map_err(|e| format!("Ed25519 public key: {e}"))?,
-            other => return Err(format!("unsupported JWT algorithm {other:?}")),
-        };
-        let mut validation = Validation::new(spec.algorithm);
-        validation.required_spec_claims.clear();
-        validation.validate_aud = false;
-        // `exp` and `nbf` are checked here, not by jsonwebtoken: it refuses numbers that do not
-        // fit a u64 (2^64, 1e20, negative ones) as malformed, where this hub clamps a far-future
-        // `exp` and reads a past `nbf` as past (see `expiry`).
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.leeway = 0;
-        Ok(Verifier { key, validation, accepted: None })
+        Ok(Self::with_keys(KeySource::from_spec(spec)?))
+    }
+
+    /// A verifier of whatever key source (a static key or a JWK Set).
+    pub fn with_keys(keys: KeySource) -> Self {
+        let validations = keys
+            .algorithms()
+            .into_iter()
+            .map(|alg| {
+                let mut validation = Validation::new(alg);
+                validation.required_spec_claims.clear();
+                validation.validate_aud = false;
+                // `exp` and `nbf` are checked here, not by jsonwebtoken: it refuses numbers that
+                // do not fit a u64 (2^64, 1e20, negative ones) as malformed, where this hub
+                // clamps a far-future `exp` and reads a past `nbf` as past (see `expiry`).
+                validation.validate_exp = false;
+                validation.validate_nbf = false;
+                validation.leeway = 0;
+                (alg, validation)
+            })
+            .collect();
+        Verifier { keys, validations, accepted: None }
+    }
+
+    /// Where this verifier's keys come from.
+    pub fn keys(&self) -> &KeySource {
+        &self.keys
     }
 
     /// Remembers up to `entries` accepted tokens (0: none, every use is verified in full).
     pub fn with_cache(mut self, entries: usize) -> Self {
-        self.accepted = (entries > 0).then(|| Accepted { entries, map: Mutex::new(HashMap::new()) });
+        self.accepted = (entries > 0).then(|| Accepted { entries, map: Mutex::new(Remembered::default()) });
         self
     }
 
     /// How many accepted tokens are remembered now.
     pub fn remembered(&self) -> usize {
-        self.accepted.as_ref().map_or(0, |a| a.map.lock().len())
+        self.accepted.as_ref().map_or(0, |a| a.map.lock().tokens.len())
     }
 
+    /// Verifies with the keys held now: never waits. A JWK Set key not loaded yet is refused
+    /// (and not fetched); request handlers use [`Verifier::verify_waiting`].
     pub fn verify(&self, token: &str) -> Result<Grants, AuthError> {
-        let Some(accepted) = &self.accepted else { return self.verify_signed(token) };
-        if let Some(remembered) = accepted.get(token) {
-            return remembered.map(|grants| (*grants).clone());
+        let generation = self.keys.generation();
+        if let Some(hit) = self.recall(token, generation) {
+            return hit;
         }
-        let grants = self.verify_signed(token)?;
-        accepted.insert(token, grants.clone());
+        let resolved = self.keys.key_for_token_now(token)?;
+        self.check_and_remember(token, &resolved)
+    }
+
+    /// Verifies, waiting (at most `jwks_fetch_timeout`) for a JWK Set to refresh when the
+    /// token names a key it does not hold yet (see `auth::jwks`).
+    pub async fn verify_waiting(&self, token: &str) -> Result<Grants, AuthError> {
+        let generation = self.keys.generation();
+        if let Some(hit) = self.recall(token, generation) {
+            return hit;
+        }
+        let resolved = self.keys.key_for_token(token).await?;
+        self.check_and_remember(token, &resolved)
+    }
+
+    fn recall(&self, token: &str, generation: u64) -> Option<Result<Grants, AuthError>> {
+        let remembered = self.accepted.as_ref()?.get(token, generation)?;
+        Some(remembered.map(|grants| (*grants).clone()))
+    }
+
+    fn check_and_remember(&self, token: &str, resolved: &Resolved) -> Result<Grants, AuthError> {
+        let grants = self.verify_signed(token, resolved)?;
+        if let Some(accepted) = &self.accepted {
+            accepted.insert(token, grants.clone(), resolved.generation);
+        }
         Ok(grants)
     }
 
     /// The full check: signature, algorithm, `nbf`, `exp`, and the claims' shape.
-    fn verify_signed(&self, token: &str) -> Result<Grants, AuthError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation).map_err(|e| match e.kind() {
+    fn verify_signed(&self, token: &str, resolved: &Resolved) -> Result<Grants, AuthError> {
+        let validation = self
+            .validations
+            .iter()
+            .find_map(|(alg, v)| (*alg == resolved.algorithm).then_some(v))
+            .ok_or_else(|| AuthError::Invalid("unexpected algorithm".into()))?;
+        let data = jsonwebtoken::decode::<Claims>(token, &resolved.key, validation).map_err(|e| match e.kind() {
             ErrorKind::ExpiredSignature => AuthError::Expired,
             ErrorKind::InvalidSignature => AuthError::Invalid("bad signature".into()),
             ErrorKind::InvalidAlgorithm => AuthError::Invalid("unexpected algorithm".into()),

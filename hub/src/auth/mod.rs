@@ -5,6 +5,10 @@
 //! `authorization_details` format becomes a second parser producing the same `Grants`, so the
 //! publish and subscribe handlers never look at claims themselves.
 //!
+//! Keys: [`keys::KeySource`] gives the key (and pinned algorithm) that verifies a token, from
+//! a static key or a JWK Set ([`jwks`]: fetched by [`fetch`], parsed and matched to a token's
+//! header by [`jwk_set`]); a [`Verifier`] holds one per role.
+//!
 //! Token sources, in order (the first present wins, and a broken one is an error, never a
 //! fall-through to the next): the `Authorization: Bearer` header, the `authorization` query
 //! parameter, the cookie (`mercureAuthorization` unless `cookie_name` says otherwise). A cookie
@@ -12,13 +16,19 @@
 //! origin listed in `publish_origins` (CSRF protection); safe methods need no such check.
 
 pub mod access;
+mod fetch;
+pub mod jwk_set;
+pub mod jwks;
 pub mod jwt;
+pub mod keys;
 
 use std::time::SystemTime;
 
 use hyper::header::{AUTHORIZATION, COOKIE, HeaderMap, ORIGIN, REFERER};
 
+pub use jwks::{JwksLimits, JwksSpec};
 pub use jwt::{KeySpec, Verifier};
+pub use keys::KeySource;
 
 /// What a verified token allows.
 #[derive(Debug, Clone, Default, PartialEq)]

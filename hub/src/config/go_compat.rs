@@ -8,7 +8,7 @@
 
 use super::Settings;
 use super::directives::Directive;
-use super::settings::{key_spec, no_args, one_arg, parse_admin};
+use super::settings::{jwks_spec, key_spec, no_args, one_arg, parse_admin};
 
 impl Settings {
     /// `GLOBAL_OPTIONS`, Caddy's global options block as the Go image injects it. `admin
@@ -37,10 +37,11 @@ impl Settings {
 
     /// `issuer ID { publisher { jwt KEY [ALG] } subscriber { jwt KEY [ALG] } }` (Go hub 1.0).
     /// The keys become the publisher and subscriber keys (the environment still wins), so a
-    /// 1.0 configuration with one issuer works as it does with `publisher_jwt`/`subscriber_jwt`.
-    /// The block's id becomes a trusted issuer: an access token's `iss` must be one of them
-    /// (see `auth::access`); `authorization_server` lists it in the protected-resource
-    /// metadata. With several blocks, each block's keys replace the previous ones (logged).
+    /// 1.0 configuration with one issuer works as it does with `publisher_jwt`/`subscriber_jwt`;
+    /// `jwks_uri URL [ALG…]` becomes the role's JWK Set (`*_jwks_url`). The block's id becomes a
+    /// trusted issuer: an access token's `iss` must be one of them (see `auth::access`);
+    /// `authorization_server` lists it in the protected-resource metadata. With several blocks,
+    /// each block's keys replace the previous ones (logged).
     pub(super) fn apply_issuer(&mut self, d: &Directive) -> Result<(), String> {
         let id = one_arg(d)?.to_owned();
         if !self.trusted_issuers.is_empty() && self.inactive.iter().all(|(n, _)| n != "issuer") {
@@ -62,7 +63,14 @@ impl Settings {
                                     self.subscriber_key = key;
                                 }
                             }
-                            "jwks_uri" => self.inactive.push((format!("issuer/{}/jwks_uri", role.name), INACTIVE_JWKS)),
+                            "jwks_uri" => {
+                                let jwks = Some(jwks_spec(m)?);
+                                if role.name == "publisher" {
+                                    self.publisher_jwks = jwks;
+                                } else {
+                                    self.subscriber_jwks = jwks;
+                                }
+                            }
                             other => return Err(format!("issuer {}: unknown option {other:?}", role.name)),
                         }
                     }
@@ -74,8 +82,6 @@ impl Settings {
     }
 }
 
-const INACTIVE_JWKS: &str =
-    "JWKS is not implemented yet: configure the key itself (publisher_jwt / subscriber_jwt or the environment)";
 const INACTIVE_ISSUER: &str =
     "several issuers: every issuer's `iss` is trusted, but the keys of the last block that names them are used";
 pub(super) const INACTIVE_BODY_SIZE_ZERO: &str =
@@ -85,7 +91,6 @@ pub(super) const INACTIVE_BODY_SIZE_ZERO: &str =
 /// The README's directive table says the same.
 pub(super) fn inactive_reason(name: &str) -> Option<&'static str> {
     Some(match name {
-        "publisher_jwks_url" | "subscriber_jwks_url" => INACTIVE_JWKS,
         "topic_selector_cache" | "topic_matcher_cache" | "lru_cache" | "subscriber_list_cache_size" => {
             "matching caches are sized by the hub itself (see max_templates)"
         }
@@ -111,15 +116,24 @@ mod tests {
         }
         let pk = s.publisher_key.as_ref().unwrap();
         assert_eq!((pk.key.as_str(), pk.algorithm), ("pub-key", jsonwebtoken::Algorithm::HS384));
-        assert!(s.subscriber_key.is_none(), "a JWKS subscriber key is not configured");
+        assert!(s.subscriber_key.is_none(), "the subscriber has a JWK Set, no static key");
+        let sj = s.subscriber_jwks.as_ref().unwrap();
+        assert_eq!(sj.url, "https://example.com/jwks");
+        assert_eq!(sj.algorithms, [jsonwebtoken::Algorithm::RS256]);
         assert_eq!(s.limits.max_body_size, 512_000);
         assert!(s.ui && !s.demo);
         assert_eq!(s.name, "main");
         let inactive: Vec<&str> = s.inactive.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(inactive, ["issuer/subscriber/jwks_uri", "drain_timeout"]);
+        assert_eq!(inactive, ["drain_timeout"]);
         assert_eq!(s.trusted_issuers, ["https://example.com"]);
         assert_eq!(s.authorization_servers, ["https://example.com"]);
-        let bad = crate::config::directives::parse("issuer x {\n publisher {\n  key k\n }\n}").unwrap();
-        assert!(Settings::default().apply_directive(&bad[0]).is_err());
+        for bad in [
+            "issuer x {\n publisher {\n  key k\n }\n}",
+            "issuer x {\n publisher {\n  jwks_uri https://a.example/k HS256\n }\n}",
+            "issuer x {\n publisher {\n  jwks_uri ftp://a.example/k\n }\n}",
+        ] {
+            let bad = crate::config::directives::parse(bad).unwrap();
+            assert!(Settings::default().apply_directive(&bad[0]).is_err(), "{bad:?}");
+        }
     }
 }

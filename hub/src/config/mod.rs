@@ -46,6 +46,12 @@ pub struct Cli {
     /// Algorithm of subscriber tokens [default: HS256]
     #[arg(long, env = "MERCURE_SUBSCRIBER_JWT_ALG")]
     pub subscriber_jwt_alg: Option<String>,
+    /// JWK Set verifying publisher tokens: http://, https:// or file:// URL; takes precedence over the publisher key (directive `publisher_jwks_url URL [ALG…]`)
+    #[arg(long, env = "MERCURE_PUBLISHER_JWKS_URL")]
+    pub publisher_jwks_url: Option<String>,
+    /// JWK Set verifying subscriber tokens [default: the publisher's keys] (directive `subscriber_jwks_url URL [ALG…]`)
+    #[arg(long, env = "MERCURE_SUBSCRIBER_JWKS_URL")]
+    pub subscriber_jwks_url: Option<String>,
     /// Extra directives, one a line, as in the Go hub's Caddyfile (`anonymous`, `cors_origins …`)
     #[arg(long, env = "MERCURE_EXTRA_DIRECTIVES")]
     pub extra_directives: Option<String>,
@@ -140,6 +146,18 @@ pub struct Cli {
     /// Most variables in one URI template (directive `max_template_variables`) [default: 20]
     #[arg(long)]
     pub max_template_variables: Option<usize>,
+    /// Interval between periodic JWK Set fetches; `0s` disables them (directive `jwks_refresh_interval`) [default: 1h]
+    #[arg(long, value_parser = duration_arg)]
+    pub jwks_refresh_interval: Option<Duration>,
+    /// Least time between two JWK Set fetches triggered by unknown key ids (directive `jwks_min_refresh_interval`) [default: 30s]
+    #[arg(long, value_parser = duration_arg)]
+    pub jwks_min_refresh_interval: Option<Duration>,
+    /// Longest a JWK Set fetch may take, and a token may wait for one (directive `jwks_fetch_timeout`) [default: 5s]
+    #[arg(long, value_parser = duration_arg)]
+    pub jwks_fetch_timeout: Option<Duration>,
+    /// Largest JWK Set document read, in bytes (directive `jwks_max_size`, which takes units) [default: 1048576]
+    #[arg(long)]
+    pub jwks_max_size: Option<usize>,
     /// Caddy's global options, as the Go image reads them: `admin ADDRESS|off` is honoured,
     /// anything else is logged as inactive
     #[arg(long, env = "GLOBAL_OPTIONS", hide = true)]
@@ -182,6 +200,14 @@ impl Cli {
             let parsed = directives::parse(text).map_err(|e| format!("MERCURE_EXTRA_DIRECTIVES {e}"))?;
             for d in &parsed {
                 s.apply_directive(d).map_err(|e| format!("MERCURE_EXTRA_DIRECTIVES line {}: {e}", d.line))?;
+            }
+        }
+        // Before `set_keys`: it resolves each set's algorithms and the subscriber's fallback.
+        for (url, slot) in
+            [(&self.publisher_jwks_url, &mut s.publisher_jwks), (&self.subscriber_jwks_url, &mut s.subscriber_jwks)]
+        {
+            if let Some(u) = url.as_deref().filter(|u| !u.trim().is_empty()) {
+                *slot = Some(crate::auth::JwksSpec::new(u, Vec::new())?);
             }
         }
         s.set_keys(
@@ -254,6 +280,11 @@ impl Cli {
         l.template.max_variables = self.max_template_variables.unwrap_or(l.template.max_variables);
         l.tcp_keepalive = self.tcp_keepalive.unwrap_or(l.tcp_keepalive);
         l.tcp_user_timeout = self.tcp_user_timeout.unwrap_or(l.tcp_user_timeout);
+        let j = &mut l.jwks;
+        j.refresh_interval = self.jwks_refresh_interval.unwrap_or(j.refresh_interval);
+        j.min_refresh_interval = self.jwks_min_refresh_interval.unwrap_or(j.min_refresh_interval);
+        j.fetch_timeout = self.jwks_fetch_timeout.unwrap_or(j.fetch_timeout);
+        j.max_bytes = self.jwks_max_size.unwrap_or(j.max_bytes);
         s.validate()
     }
 }

@@ -3,8 +3,8 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use crate::auth::KeySpec;
 use crate::auth::jwt::parse_algorithm;
+use crate::auth::{JwksLimits, JwksSpec, KeySpec};
 use crate::history::HistorySpec;
 use crate::queue::QueueLimits;
 use crate::topic::TemplateLimits;
@@ -74,6 +74,9 @@ pub struct Limits {
     /// Bytes, expressions and variables of one URI template (400 past them). Defaults 1024,
     /// 10 and 20.
     pub template: TemplateLimits,
+    /// JWK Set refreshing and its bounds (`jwks_refresh_interval`, `jwks_min_refresh_interval`,
+    /// `jwks_fetch_timeout`, `jwks_max_size`); see `auth::jwks`.
+    pub jwks: JwksLimits,
 }
 
 /// The queue's defaults have one source: `queue::QueueLimits::DEFAULT`.
@@ -101,6 +104,7 @@ impl Default for Limits {
             max_templates: 1_000,
             max_templates_per_subscription: 16,
             template: TemplateLimits::default(),
+            jwks: JwksLimits::default(),
         }
     }
 }
@@ -149,6 +153,10 @@ pub struct Settings {
     pub name: String,
     pub publisher_key: Option<KeySpec>,
     pub subscriber_key: Option<KeySpec>,
+    /// JWK Sets (`publisher_jwks_url`, `subscriber_jwks_url`, an issuer's `jwks_uri`): for its
+    /// role, a set takes precedence over a static key, as in the Go hub.
+    pub publisher_jwks: Option<JwksSpec>,
+    pub subscriber_jwks: Option<JwksSpec>,
     pub anonymous: bool,
     pub cors_origins: Vec<String>,
     pub publish_origins: Vec<String>,
@@ -192,6 +200,8 @@ impl Default for Settings {
             name: "default".into(),
             publisher_key: None,
             subscriber_key: None,
+            publisher_jwks: None,
+            subscriber_jwks: None,
             anonymous: false,
             cors_origins: Vec::new(),
             publish_origins: Vec::new(),
@@ -360,6 +370,19 @@ pub(super) fn key_spec(d: &Directive) -> Result<KeySpec, String> {
     }
 }
 
+/// `*_jwks_url URL [ALG…]` / `jwks_uri URL [ALG…]`: a JWK Set and, optionally, the only
+/// algorithms its keys may be used with.
+pub(super) fn jwks_spec(d: &Directive) -> Result<JwksSpec, String> {
+    let (url, algs) = d.args.split_first().ok_or_else(|| format!("{} takes a URL and optional algorithms", d.name))?;
+    let algorithms = algs.iter().map(|a| parse_algorithm(a)).collect::<Result<Vec<_>, _>>()?;
+    JwksSpec::new(url, algorithms).map_err(|e| format!("{}: {e}", d.name))
+}
+
+fn size(d: &Directive) -> Result<usize, String> {
+    let n = parse_size(one_arg(d)?).map_err(|e| format!("{}: {e}", d.name))?;
+    usize::try_from(n).ok().filter(|n| *n > 0).ok_or_else(|| format!("{}: must be positive", d.name))
+}
+
 impl Settings {
     pub fn apply_directive(&mut self, d: &Directive) -> Result<(), String> {
         if !d.block.is_empty() && d.name != "transport" && d.name != "issuer" {
@@ -403,6 +426,12 @@ impl Settings {
             "transport" => self.transport = HistorySpec::parse(&transport_block_url(d)?)?,
             "publisher_jwt" => self.publisher_key = Some(key_spec(d)?),
             "subscriber_jwt" => self.subscriber_key = Some(key_spec(d)?),
+            "publisher_jwks_url" => self.publisher_jwks = Some(jwks_spec(d)?),
+            "subscriber_jwks_url" => self.subscriber_jwks = Some(jwks_spec(d)?),
+            "jwks_refresh_interval" => self.limits.jwks.refresh_interval = duration(d)?,
+            "jwks_min_refresh_interval" => self.limits.jwks.min_refresh_interval = duration(d)?,
+            "jwks_fetch_timeout" => self.limits.jwks.fetch_timeout = duration(d)?,
+            "jwks_max_size" => self.limits.jwks.max_bytes = size(d)?,
             "max_connections" => self.limits.max_connections = Some(count(d)?),
             "max_subscribers" => self.limits.max_subscribers = Some(count(d)?),
             "max_concurrent_streams" => self.limits.max_concurrent_streams = streams(d)?,
@@ -501,9 +530,29 @@ impl Settings {
             self.subscriber_key =
                 Some(KeySpec { key: k.to_owned(), algorithm: sub_alg.unwrap_or(jsonwebtoken::Algorithm::HS256) });
         }
-        // As in the Go hub: without a subscriber key, the publisher key serves both roles.
-        if self.subscriber_key.is_none() {
+        for (jwks, env_alg, key, role) in [
+            (&mut self.publisher_jwks, pub_alg, &self.publisher_key, "publisher"),
+            (&mut self.subscriber_jwks, sub_alg, &self.subscriber_key, "subscriber"),
+        ] {
+            let Some(jwks) = jwks else { continue };
+            // `*_JWT_ALG` pins a JWK Set's algorithm when the set's directive lists none and it
+            // is asymmetric; the images' default `HS256` cannot apply to a set and is ignored.
+            if jwks.algorithms.is_empty()
+                && let Some(a) = env_alg.filter(|a| crate::auth::jwk_set::ASYMMETRIC.contains(a))
+            {
+                jwks.algorithms = vec![a];
+            }
+            if key.is_some() {
+                self.inactive.push((
+                    format!("{role}_jwt"),
+                    "this role has a JWK Set URL, which takes precedence over its static key (as in the Go hub)",
+                ));
+            }
+        }
+        // As in the Go hub: with no key of its own, the subscriber role uses the publisher's.
+        if self.subscriber_key.is_none() && self.subscriber_jwks.is_none() {
             self.subscriber_key = self.publisher_key.clone();
+            self.subscriber_jwks = self.publisher_jwks.clone();
         }
         Ok(())
     }
@@ -532,6 +581,8 @@ impl Settings {
         .contains(&0)
             || l.max_concurrent_streams == 0
             || l.max_subscribers == Some(0)
+            || l.jwks.max_bytes == 0
+            || l.jwks.fetch_timeout.is_zero()
         {
             return Err("limits must be positive".into());
         }

@@ -72,6 +72,9 @@ impl Op {
                 if let Some(c) = &state.cluster {
                     text.push_str(&c.render_metrics());
                 }
+                let sets: Vec<_> =
+                    [&state.publisher, &state.subscriber].into_iter().filter_map(|v| v.keys().jwks_set()).collect();
+                crate::auth::jwks::render_metrics(&sets, &mut text);
                 Ok(response::text(StatusCode::OK, text))
             }
         }

@@ -54,7 +54,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
-use crate::auth::Verifier;
+use crate::auth::{KeySource, Verifier};
 use crate::config::Settings;
 use crate::history::durable::RedbStore;
 use crate::hub::{Hub, HubOptions};
@@ -115,11 +115,10 @@ impl State {
         settings: Settings,
         relay: Option<(Box<dyn crate::hub::Relay>, Vec<crate::history::durable::Loaded>)>,
     ) -> Result<Self, String> {
-        let pk = settings.publisher_key.as_ref().ok_or("no publisher key configured")?;
-        let sk = settings.subscriber_key.as_ref().unwrap_or(pk);
         let l = &settings.limits;
-        let publisher = Verifier::new(pk).map_err(|e| format!("publisher key: {e}"))?.with_cache(l.jwt_cache_entries);
-        let subscriber = Verifier::new(sk).map_err(|e| format!("subscriber key: {e}"))?.with_cache(l.jwt_cache_entries);
+        let (publisher_keys, subscriber_keys) = key_sources(&settings)?;
+        let publisher = Verifier::with_keys(publisher_keys).with_cache(l.jwt_cache_entries);
+        let subscriber = Verifier::with_keys(subscriber_keys).with_cache(l.jwt_cache_entries);
         let options = HubOptions {
             queue: QueueLimits {
                 max_events: l.queue_events,
@@ -159,6 +158,29 @@ impl State {
             tls,
         })
     }
+}
+
+/// Each role's key source: its JWK Set if it has one (it takes precedence, as in the Go hub),
+/// else its static key; the subscriber role falls back to the publisher's. A subscriber set
+/// identical to the publisher's is the same set, fetched once.
+fn key_sources(settings: &Settings) -> Result<(KeySource, KeySource), String> {
+    let (pj, sj) = (&settings.publisher_jwks, &settings.subscriber_jwks);
+    let limits = settings.limits.jwks;
+    let shared = pj.is_some() && pj == sj;
+    let publisher = match (pj, &settings.publisher_key) {
+        (Some(j), _) => KeySource::jwks(j, limits, if shared { "publisher+subscriber" } else { "publisher" }),
+        (None, Some(k)) => KeySource::from_spec(k),
+        (None, None) => Err("no publisher key configured".into()),
+    }
+    .map_err(|e| format!("publisher key: {e}"))?;
+    let subscriber = match (sj, &settings.subscriber_key) {
+        _ if shared => Ok(publisher.clone()),
+        (Some(j), _) => KeySource::jwks(j, limits, "subscriber"),
+        (None, Some(k)) => KeySource::from_spec(k),
+        (None, None) => Ok(publisher.clone()),
+    }
+    .map_err(|e| format!("subscriber key: {e}"))?;
+    Ok((publisher, subscriber))
 }
 
 /// A bound, not yet serving, server.
@@ -240,6 +262,9 @@ impl Server {
         });
 
         let tls_watch = state.tls.clone().map(|t| tokio::spawn(t.watch()));
+        // JWK Sets: first fetch and periodic refresh (not awaited: see `auth::jwks`).
+        state.publisher.keys().start();
+        state.subscriber.keys().start();
 
         // One accept loop per listener; each owns its listener, so aborting it stops accepting.
         let mut accepting: Vec<_> = listeners.into_iter().map(|l| tokio::spawn(acceptor.clone().run(l))).collect();
@@ -366,7 +391,7 @@ impl Connection {
             Ok(native::Sniffed::Subscribe(req)) => {
                 let version = req.version();
                 let origin = req.headers().get(header::ORIGIN);
-                let handled = std::panic::catch_unwind(AssertUnwindSafe(|| subscribe::handle(&self.state, &req)));
+                let handled = AssertUnwindSafe(subscribe::handle(&self.state, &req)).catch_unwind().await;
                 let resp = match handled {
                     Ok(result) => finish(&self.state, &Method::GET, req.uri().path(), peer, origin, result),
                     Err(_) => panicked(&self.state, origin),
@@ -475,7 +500,7 @@ async fn route(state: &Arc<State>, req: Request<Incoming>, abort: &Arc<Notify>, 
     let result: Result<Resp, Refusal> = match (&method, path.as_str()) {
         (m, _) if is_mercure && cors::is_preflight(m) => cors::preflight(&state.settings.cors_origins, req.headers()),
         (&Method::GET | &Method::HEAD, MERCURE_PATH) => {
-            subscribe::handle(state, &req).inspect(|resp| {
+            subscribe::handle(state, &req).await.inspect(|resp| {
                 // HTTP/1 through hyper (HEAD, pipelined requests): when the subscription is
                 // over, the connection is shut down even if the client stopped reading. (An
                 // HTTP/2 stream simply ends with its body; the connection serves others.)
@@ -547,7 +572,7 @@ async fn query_subscribe(state: &Arc<State>, req: Request<Incoming>) -> Result<R
     let (parts, body) = req.into_parts();
     let bytes = publish::read_body(state, body).await?;
     let head = Request::from_parts(parts, ());
-    subscribe::handle_with_body(state, &head, Some(&bytes))
+    subscribe::handle_with_body(state, &head, Some(&bytes)).await
 }
 
 fn body_subscriber(resp: &Resp) -> Option<&Arc<crate::subscriber::Subscriber>> {

@@ -27,8 +27,8 @@ use super::response::{Refusal, Resp};
 /// Sent first, so the client and any proxy see the stream open at once.
 const OPENING: &[u8] = b":\n";
 
-pub fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> {
-    handle_with_body(state, req, None)
+pub async fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Refusal> {
+    handle_with_body(state, req, None).await
 }
 
 /// A subscription request's parameters, in either dialect (see `dialect` for the rules).
@@ -110,7 +110,7 @@ fn validate_matchers(matchers: &[MatcherSpec], limits: &crate::config::Limits) -
 }
 
 /// `GET` (either dialect) or `QUERY` (1.0, with its form `body` merged into the query).
-pub fn handle_with_body<B>(state: &Arc<State>, req: &Request<B>, body: Option<&[u8]>) -> Result<Resp, Refusal> {
+pub async fn handle_with_body<B>(state: &Arc<State>, req: &Request<B>, body: Option<&[u8]>) -> Result<Resp, Refusal> {
     let header_id = req.headers().get("last-event-id").and_then(|v| v.to_str().ok());
     let lazy_identity = || dialect::identity(state, req.headers(), req.uri().authority().map(|a| a.as_str()));
     let params = match parse_params(req.uri().query(), body, header_id) {
@@ -145,7 +145,7 @@ pub fn handle_with_body<B>(state: &Arc<State>, req: &Request<B>, body: Option<&[
     };
     let grants = match auth::extract(req.headers(), params.token.as_deref(), &state.settings.cookie_name) {
         Err(e) => return Err(auth_err(e, &mut identity)),
-        Ok(Some((token, _))) => match state.subscriber.verify(token) {
+        Ok(Some((token, _))) => match state.subscriber.verify_waiting(token).await {
             Ok(g) => Some(g),
             Err(e) => return Err(auth_err(e, &mut identity)),
         },

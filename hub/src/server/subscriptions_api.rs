@@ -56,7 +56,11 @@ pub async fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Ref
         Ok(None) => return Err(dialect::auth_refusal(path_dialect, auth::AuthError::Missing, &identity())),
         Err(e) => return Err(dialect::auth_refusal(path_dialect, e, &identity())),
     };
-    let grants = state.subscriber.verify(token).map_err(|e| dialect::auth_refusal(path_dialect, e, &identity()))?;
+    let grants = state
+        .subscriber
+        .verify_waiting(token)
+        .await
+        .map_err(|e| dialect::auth_refusal(path_dialect, e, &identity()))?;
     // The collection is listed in the shape of the token (or of an explicit `Accept`).
     let wants_v1 = grants.is_access_token()
         || req.headers().get(ACCEPT).and_then(|a| a.to_str().ok()).is_some_and(|a| a.contains(V1_MEDIA_TYPE));

@@ -7,6 +7,7 @@
 //!   connection counts are exactly what a test opens).
 //! - [`sse`]: an SSE client on top of it that yields events and comment lines.
 //! - [`tokens`]: JWT signing helpers (HMAC, and PEM keys generated with `openssl`).
+//! - [`certs`]: a test CA and leaf certificates generated with `openssl`.
 //! - [`raw`]: misbehaving clients (a subscriber that never reads) and big publishes.
 //! - [`redis`]: a private `redis-server` per test (cluster tests).
 //!
@@ -16,6 +17,7 @@
 // Each test file compiles this module on its own and uses a different subset of it.
 #![allow(dead_code, unused_imports)]
 
+pub mod certs;
 pub mod http;
 pub mod raw;
 pub mod redis;
