@@ -160,16 +160,7 @@ impl SlotPattern {
         }
     }
 
-    /// The answer when it is known without running the matcher: a template matches its own
-    /// text, and is refused by its literal prefix and suffix alone most of the time.
-    fn quick(&self, topic: &str) -> Option<bool> {
-        match self {
-            SlotPattern::Template(t) if t.as_str() == topic => Some(true),
-            SlotPattern::Template(t) if !t.prefilter(topic) => Some(false),
-            _ => None,
-        }
-    }
-
+    #[inline]
     fn is_match(&self, topic: &str) -> bool {
         match self {
             SlotPattern::Template(t) => t.is_match(topic),
@@ -188,8 +179,15 @@ struct TemplateSlot {
 
 impl TemplateSlot {
     fn matches(&self, topic: &str, hasher: &RandomState) -> bool {
-        if let Some(answer) = self.pattern.quick(topic) {
-            return answer;
+        // A template matches its own text, and its literal prefix and suffix alone refuse most
+        // topics: both answers come without a cache look-up.
+        if let SlotPattern::Template(t) = &self.pattern {
+            if t.as_str() == topic {
+                return true;
+            }
+            if !t.prefilter(topic) {
+                return false;
+            }
         }
         let key = hasher.hash_one(topic);
         if let Some(m) = self.cache.lock().get(&key) {

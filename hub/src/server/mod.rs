@@ -566,6 +566,23 @@ fn finish(
     resp
 }
 
+/// What the instruction-count gate (`benches/benches/gate.rs`) measures of this module's
+/// private parts: only built with the `internals` feature.
+#[cfg(feature = "internals")]
+pub mod internals {
+    /// Parses a publish form; returns the number of topics and data bytes read (the form type
+    /// stays private).
+    pub fn parse_form(body: &[u8]) -> usize {
+        let f = super::publish::parse_form(body);
+        f.topics.len() + f.data.map_or(0, |d| d.len())
+    }
+
+    /// The native stream writer: one chunked frame (header, data, CRLF) onto `stream`.
+    pub async fn write_frame(stream: &mut tokio::net::TcpStream, data: &bytes::Bytes) -> std::io::Result<()> {
+        super::native::write_frame(stream, data, true).await
+    }
+}
+
 /// 1.0 `QUERY /.well-known/mercure`: a subscription whose parameters may also come in a form
 /// body (read like a publish body: bounded in size and time), merged into the query string.
 async fn query_subscribe(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, Refusal> {

@@ -229,7 +229,7 @@ fn next_frame(cx: &mut Context<'_>, body: &mut HubBody, stream: &TcpStream) -> P
 
 /// One write per frame: the chunk header, the data and the trailing CRLF as one vectored write
 /// (the remainder of a partial write is finished with plain writes).
-async fn write_frame(stream: &mut TcpStream, data: &Bytes, chunked: bool) -> io::Result<()> {
+pub(super) async fn write_frame(stream: &mut TcpStream, data: &Bytes, chunked: bool) -> io::Result<()> {
     if !chunked {
         return stream.write_all(data).await;
     }
