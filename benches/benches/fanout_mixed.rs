@@ -8,6 +8,11 @@
 //! the same Zipf law. One iteration publishes a batch of 200 updates; throughput is in
 //! deliveries (recipients summed over the batch). Queues are drained between batches, outside
 //! the timing. `--quick` uses 20k subscribers over 2k topics.
+//!
+//! Two selector dialects over the same population and updates: `template` (0.x: the group is
+//! the URI template `…/g{g}/items/{id}`) and `urlpattern` (1.0: the URL pattern
+//! `…/g{g}/items/:id`, with a 1.0 access token's matchers as the grant), so the cost of
+//! URL-pattern matching in a fan-out reads beside that of templates.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,6 +25,7 @@ use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_
 /// The hub binary's allocator: a fan-out allocates per recipient, so the allocator shows in it.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use mercure_hub::topic::{MatchKind, MatcherSpec};
 use mercure_hub::update::Update;
 
 const BATCH: usize = 200;
@@ -32,7 +38,47 @@ fn group_template(i: usize) -> String {
     format!("https://example.com/g{}/items/{{id}}", i % 100)
 }
 
+fn group_pattern(i: usize) -> String {
+    format!("https://example.com/g{}/items/:id", i % 100)
+}
+
+/// How a group subscriber names its group, and the kind of its selectors.
+#[derive(Clone, Copy)]
+enum Dialect {
+    Template,
+    UrlPattern,
+}
+
+impl Dialect {
+    fn name(self) -> &'static str {
+        match self {
+            Dialect::Template => "template",
+            Dialect::UrlPattern => "urlpattern",
+        }
+    }
+
+    fn group(self, t: usize) -> MatcherSpec {
+        match self {
+            Dialect::Template => MatcherSpec::new(MatchKind::Legacy, group_template(t)),
+            Dialect::UrlPattern => MatcherSpec::new(MatchKind::UrlPattern, group_pattern(t)),
+        }
+    }
+
+    fn exact(self, t: usize) -> MatcherSpec {
+        match self {
+            Dialect::Template => MatcherSpec::new(MatchKind::Legacy, topic(t)),
+            Dialect::UrlPattern => MatcherSpec::new(MatchKind::Exact, topic(t)),
+        }
+    }
+}
+
 fn fanout_mixed(c: &mut Criterion) {
+    for dialect in [Dialect::Template, Dialect::UrlPattern] {
+        fanout_in(c, dialect);
+    }
+}
+
+fn fanout_in(c: &mut Criterion, dialect: Dialect) {
     let (n_subs, n_topics) = if benches::quick() { (20_000, 2_000) } else { (100_000, 10_000) };
     let hub = fixtures::hub();
     let zipf = Zipf::new(n_topics, 1.0);
@@ -40,9 +86,9 @@ fn fanout_mixed(c: &mut Criterion) {
     let subs: Vec<_> = (0..n_subs)
         .map(|k| {
             let t = zipf.sample(&mut rng);
-            let selector = if k % 10 == 0 { group_template(t) } else { topic(t) };
-            let grant = (k % 2 == 0).then(|| fixtures::grants(&hub, &[&group_template(t)]));
-            let sub = hub.new_subscriber(&[selector], grant, None).expect("subscriber");
+            let selector = if k % 10 == 0 { dialect.group(t) } else { dialect.exact(t) };
+            let grant = (k % 2 == 0).then(|| hub.compiler().compile_grants(&[dialect.group(t)]).expect("grant"));
+            let sub = Arc::new(hub.build_subscriber(&[selector], grant, None).expect("subscriber"));
             hub.subscribe(&sub).expect("subscribe");
             sub
         })
@@ -65,7 +111,7 @@ fn fanout_mixed(c: &mut Criterion) {
         .sampling_mode(SamplingMode::Flat)
         .sample_size(if benches::quick() { 10 } else { 20 })
         .measurement_time(benches::measurement(Duration::from_secs(8)));
-    let id = format!("subs={n_subs}/topics={n_topics}/batch={BATCH}");
+    let id = format!("{}/subs={n_subs}/topics={n_topics}/batch={BATCH}", dialect.name());
     let mut log = LatencyLog::default();
     group.bench_function(&id, |b| {
         b.iter_custom(|iters| {
