@@ -6,7 +6,10 @@
 // subscribes from the page with a native EventSource (token in the mercureAuthorization cookie,
 // withCredentials), publishes a private update from the page's form, checks that it arrives in
 // the event list and that the subscription is listed by the subscription API, and saves
-// results/ui-screenshot.png. Prints `browser: N passed, M failed` last; exits non-zero on failure.
+// results/ui-screenshot.png. Then the EventSource-closes-on-503 trap: the hub stops, a stand-in
+// answers 503 on its port (as a proxy does while the hub is down), the page's EventSource is
+// closed for good by the browser, and the page must re-create it by itself once the hub is back,
+// and receive the next update. Prints `browser: N passed, M failed` last; exits non-zero on failure.
 //
 // Env: MERCURE_HUB_BIN, CHROMIUM_PATH (default /usr/bin/chromium), BROWSER_TEST_TIMEOUT_MS
 // (default 60000), SCREENSHOT (default results/ui-screenshot.png), HEADED=1 to watch.
@@ -14,6 +17,7 @@
 import { spawn } from 'node:child_process';
 import { createHmac, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -43,11 +47,12 @@ function sign(claims) {
 let hub = null;
 const hubLog = [];
 
-function startHub() {
+// `listen`: the address to bind (default: a free loopback port); a restart passes the first one.
+function startHub(listen = '127.0.0.1:0') {
   if (!existsSync(HUB_BIN)) throw new Error(`hub binary not found: ${HUB_BIN} (run cargo build -p mercure-hub, or set MERCURE_HUB_BIN)`);
   const env = {
     ...process.env,
-    SERVER_NAME: '127.0.0.1:0',
+    SERVER_NAME: listen,
     MERCURE_PUBLISHER_JWT_KEY: KEY,
     MERCURE_SUBSCRIBER_JWT_KEY: KEY,
     MERCURE_EXTRA_DIRECTIVES: 'ui\nsubscriptions\nanonymous\ntransport local',
@@ -214,6 +219,70 @@ async function run() {
   check(p === sign({ mercure: { publish: ['https://example.com/{x}', 'urn:y'] } }), `token helper: unexpected publisher token ${p}`);
   log('token helper signs like the hub expects');
   check(pageErrors.length === 0, pageErrors.join('\n'));
+
+  await recreatedAfter503(page, addr, topic, pubToken);
+}
+
+// The EventSource-closes-on-503 trap (README, "Migrating"): while the hub is down a proxy answers
+// the browser's reconnection with 503, which closes the EventSource for good; the page must
+// re-create it. A stand-in plays the proxy on the hub's own port (same origin, so the page and
+// its cookie are unchanged), then the hub comes back on that port.
+async function recreatedAfter503(page, addr, topic, pubToken) {
+  const publishTo = async (hubAddr, fields) => {
+    const r = await fetch(`http://${hubAddr}/.well-known/mercure`, {
+      method: 'POST',
+      headers: { Authorization: 'Bearer ' + pubToken, 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(fields),
+    });
+    const text = (await r.text()).trim();
+    check(r.ok, `publish → ${r.status} ${text}`);
+    return text;
+  };
+  // `retry: 200` sets the EventSource's own reconnection delay (3 s by default), so the browser
+  // meets the stand-in quickly.
+  const marker = 'retry-200-' + randomUUID();
+  await publishTo(addr, { topic, data: marker, private: 'on', retry: '200' });
+  await page.locator('#events li', { hasText: marker }).first().waitFor({ timeout: STEP_MS })
+    .catch(() => { throw new Error('the retry update did not arrive'); });
+  await page.evaluate(() => { window.firstEventSource = window.mercureDebug.es; });
+
+  await stopHub();
+  let standInHits = 0;
+  const standIn = createServer((req, res) => {
+    standInHits++;
+    res.writeHead(503, { 'Content-Type': 'text/plain', Connection: 'close', 'Retry-After': '1' });
+    res.end('Service Unavailable\n');
+  });
+  const [host, port] = [addr.slice(0, addr.lastIndexOf(':')), Number(addr.slice(addr.lastIndexOf(':') + 1))];
+  await new Promise((ok, fail) => { standIn.once('error', fail); standIn.listen(port, host, ok); });
+  log(`hub stopped; a stand-in answers 503 on ${addr}`);
+
+  // The browser reconnects, gets 503, and closes the EventSource; the page asks why and
+  // schedules a new one.
+  await page.waitForFunction(() => /re-creating/.test(document.getElementById('sub-status').textContent), null, { timeout: STEP_MS })
+    .catch(async () => { throw new Error(`the page did not schedule a re-creation: ${await page.textContent('#sub-status')}`); });
+  const closed = await page.evaluate(() => window.firstEventSource.readyState === EventSource.CLOSED);
+  check(closed, 'the first EventSource is not CLOSED after the 503');
+  check(standInHits >= 1, 'the stand-in was never asked');
+  log(`EventSource closed by the 503 (${standInHits} request(s) to the stand-in); page: ${await page.textContent('#sub-status')}`);
+
+  standIn.closeAllConnections();
+  await new Promise((ok) => standIn.close(ok));
+  await startHub(addr);
+  log(`hub back on ${addr}`);
+  await page.waitForFunction(() => {
+    const s = window.mercureDebug.es;
+    return s && s !== window.firstEventSource && s.readyState === EventSource.OPEN
+      && document.getElementById('sub-status').dataset.state === 'ok';
+  }, null, { timeout: STEP_MS })
+    .catch(async () => { throw new Error(`the page did not re-create its EventSource: ${await page.textContent('#sub-status')}`); });
+  const after = 'after-restart-' + randomUUID();
+  const id = await publishTo(addr, { topic, data: after, private: 'on' });
+  const ev = page.locator('#events li', { hasText: after });
+  await ev.first().waitFor({ timeout: STEP_MS })
+    .catch(() => { throw new Error('the re-created EventSource did not receive the next update'); });
+  check((await ev.first().textContent()).includes(id), `the update after the restart lacks its id ${id}`);
+  log('the page re-created its EventSource after the 503 and receives updates again');
 }
 
 let finished = false;

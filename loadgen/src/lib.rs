@@ -24,6 +24,8 @@
 //!   [`stuck`]: stuck consumers; [`expiring`]: short-lived subscriber tokens.
 //! - [`capacity`]: the capacity sweep behind `scripts/capacity` (hub process, sweep,
 //!   summary table, plots).
+//! - [`h2cpu`]: hub CPU per delivery, HTTP/2 over TLS against HTTP/1.1 cleartext (the
+//!   `h2-cpu` binary).
 //!
 //! # The path of one update
 //! goose user claims publish `i` → waits for its due time → locks topic `k` → stamps
@@ -36,6 +38,7 @@ pub mod capacity;
 pub mod clock;
 pub mod config;
 pub mod expiring;
+pub mod h2cpu;
 pub mod histo;
 pub mod http;
 pub mod hubstats;
