@@ -455,14 +455,8 @@ impl Hub {
             }
             let update = &*update;
             let mut grant_memo = None;
-            // Read once: `None` (every update but a subscription event) costs a register test
-            // per recipient.
-            let shape = update.shape;
             self.registry.for_each_candidate(update, |sub| {
-                if shape.is_some_and(|d| d != sub.dialect)
-                    || !sub.may_receive_memo(update, &mut grant_memo)
-                    || !sub.claim(seq)
-                {
+                if !sub.may_receive_memo(update, &mut grant_memo) || !sub.claim(seq) {
                     return;
                 }
                 match sub.queue.push(&update.encoded, limits, now) {

@@ -106,9 +106,14 @@ impl Subscriber {
 
     /// [`Subscriber::may_receive`], remembering the answer for the last grant list seen: within
     /// one fan-out, subscribers sharing an interned grant list are checked once.
+    /// Also applies [`Subscriber::takes_shape`]: subscription events are always private, so
+    /// public updates (the hot path) pay nothing for it.
     pub(crate) fn may_receive_memo(&self, update: &Update, memo: &mut Option<(*const Selector, bool)>) -> bool {
         if !update.private {
             return true;
+        }
+        if !self.takes_shape(update) {
+            return false;
         }
         let Some(allowed) = self.private_allowed.as_deref() else { return false };
         let key = allowed.as_ptr();
