@@ -7,8 +7,7 @@
 //! has a flag. Defaults differ where Gatling's suit a one-hour soak rather than a
 //! measurement (documented per field and in the README). A flag beats its variable.
 
-use crate::subscriber::AuthVia;
-use crate::swarm::{DropAction, EndAction};
+use crate::shard::{AuthVia, DropAction, EndAction};
 use crate::topics::SelectorKind;
 use clap::{ArgAction, Args, ValueEnum};
 use std::path::PathBuf;
@@ -213,8 +212,8 @@ pub struct RunArgs {
 
     /// Scheduling policy of the worker processes: `batch` (SCHED_BATCH: a delivery never
     /// preempts the hub on a shared core) or `normal`. See loadgen/README.md.
-    #[arg(long, value_enum, default_value_t = crate::sched::WorkerSched::Batch)]
-    pub worker_sched: crate::sched::WorkerSched,
+    #[arg(long, value_enum, default_value_t = crate::os_priority::WorkerSched::Batch)]
+    pub worker_sched: crate::os_priority::WorkerSched,
 
     /// With `--source-addrs auto`: worker w binds 127.0.0.(base + w). The capacity sweep
     /// moves the base per point, so a point never reuses source ports still in

@@ -11,12 +11,13 @@
 //! - [`nodes`]: several hub nodes in one run (multi-node hubs): who talks to which node,
 //!   per-node counts.
 //! - [`run`]: the coordinator of one run (phases, Ctrl-C, report).
-//! - [`publisher`]: goose users publishing on an open-model [`schedule`], Zipf
-//!   [`topics`], with the publish log.
+//! - [`publisher`]: goose users dispatching publishes on an open-model [`arrivals`]
+//!   schedule, Zipf [`topics`], with the publish log.
 //! - [`worker`]: worker processes and their pipe protocol; [`swarm`]: the subscribers one
-//!   worker owns; [`subscriber`]: one SSE connection with lifetime and reconnection;
-//!   [`sse`]: the event-stream parser; [`payload`]: the stamp in each update; [`sched`]: the
-//!   workers' scheduling policy (no wakeup preemption of the hub on shared cores).
+//!   worker owns; [`shard`]: the state and types they share; [`subscriber`]: one SSE
+//!   connection with lifetime and reconnection; [`sse`]: the event-stream parser;
+//!   [`payload`]: the stamp in each update; [`os_priority`]: the workers' scheduling
+//!   policy (no wakeup preemption of the hub on shared cores).
 //! - [`seqset`] and [`accounting`]: exact expected/delivered/lost bookkeeping.
 //! - [`histo`]: latency histograms; [`hubstats`]: hub RSS/CPU/fds sampling;
 //!   [`progress`]: the live terminal line; [`report`]: the JSON report and summary.
@@ -32,6 +33,7 @@
 //! into the session's `SeqSet` → at the end, sessions are tallied against the log.
 
 pub mod accounting;
+pub mod arrivals;
 pub mod capacity;
 pub mod clock;
 pub mod config;
@@ -41,14 +43,14 @@ pub mod http;
 pub mod hubstats;
 pub mod jwt;
 pub mod nodes;
+pub mod os_priority;
 pub mod payload;
 pub mod progress;
 pub mod publisher;
 pub mod report;
 pub mod run;
-pub mod sched;
-pub mod schedule;
 pub mod seqset;
+pub mod shard;
 pub mod soak;
 pub mod sse;
 pub mod stuck;

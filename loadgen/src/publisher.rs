@@ -22,10 +22,10 @@
 //! so the goose run ends with the schedule and writes its report.
 
 use crate::accounting::{Outcome, PublishLog, TopicLog};
+use crate::arrivals::Ramp;
 use crate::clock::now_ns;
 use crate::histo;
 use crate::payload;
-use crate::schedule::Ramp;
 use crate::topics::{TopicSpace, Zipf, uniform_from};
 use goose::prelude::*;
 use hdrhistogram::Histogram;

@@ -17,6 +17,7 @@
 //! session and never looks at nodes.
 
 use crate::accounting::Tally;
+use crate::arrivals::Ramp;
 use crate::clock::now_ns;
 use crate::config::RunArgs;
 use crate::histo;
@@ -24,8 +25,8 @@ use crate::hubstats::{self, HubStats, Sample, Source};
 use crate::nodes::NodeAddr;
 use crate::publisher::{PublishSpec, Publisher};
 use crate::report::{ConfigEcho, Connections, Delivery, LoadgenCpu, Phases, Publish, Report, SCHEMA, Verdict};
-use crate::schedule::Ramp;
-use crate::swarm::{Control, Progress, SwarmConfig};
+use crate::shard::{Progress, SwarmConfig};
+use crate::swarm::Control;
 use crate::topics::TopicSpace;
 use crate::worker::WorkerHandle;
 use clap::Parser as _;
@@ -161,7 +162,7 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
             topics: topics.clone(),
             selector: args.selector,
             subscriber_jwt: sub_creds.as_ref().map(|c| c.0.clone()),
-            auth_via: sub_creds.as_ref().map_or(crate::subscriber::AuthVia::Header, |c| c.1),
+            auth_via: sub_creds.as_ref().map_or(crate::shard::AuthVia::Header, |c| c.1),
             private: args.private_updates,
             initial_total: args.initial_subscribers,
             connect_rate: args.connect_rate,
@@ -392,7 +393,7 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
         ..Connections::default()
     };
     let (mut events, mut foreign, mut replayed) = (0, 0, 0);
-    let mut soak_counts = crate::swarm::Progress::default();
+    let mut soak_counts = Progress::default();
     let mut node_counts: Vec<crate::nodes::NodeCounters> = Vec::new();
     let mut node_tallies = vec![Tally::default(); nodes.len()];
     let mut missing = Vec::new();

@@ -21,8 +21,8 @@ use crate::accounting::SessionRecord;
 use crate::clock::now_ns;
 use crate::nodes::NodeAddr;
 use crate::payload;
+use crate::shard::{AuthVia, DropAction, EndAction, Shard};
 use crate::sse::Parser;
-use crate::swarm::{DropAction, EndAction, Shard};
 use crate::topics::Selector;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -392,14 +392,4 @@ fn io_kind(what: &str, e: &std::io::Error) -> String {
         Some(111) => format!("{what}: refused"),
         _ => format!("{what}: {:?}", e.kind()),
     }
-}
-
-/// How the subscriber JWT is presented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthVia {
-    /// `Authorization: Bearer <jwt>`.
-    Header,
-    /// `Cookie: mercureAuthorization=<jwt>`.
-    Cookie,
 }

@@ -39,7 +39,7 @@
 pub mod plot;
 
 use crate::hubstats;
-use crate::swarm::Progress;
+use crate::shard::Progress;
 use crate::worker::WorkerView;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
