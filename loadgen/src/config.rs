@@ -146,11 +146,24 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 64)]
     pub payload_size: usize,
 
-    /// Goose users publishing concurrently (publishes on one topic are serialized anyway).
+    /// Goose users dispatching publishes. Each due publish is sent on a task of its own
+    /// (open model), so this does not limit how many are in flight (--max-in-flight does);
+    /// a few users keep dispatch on time when the timer or the CPU is late.
     #[arg(long, default_value_t = 4)]
     pub publishers: usize,
 
-    /// Goose hatch rate: publishers started per second (default: all within a second).
+    /// How publishes are placed on the rate ramp: `uniform` (evenly spaced) or `poisson`
+    /// (a Poisson process with the same rate and count: exponential gaps, bursts).
+    #[arg(long, value_enum, default_value_t = crate::arrivals::Arrivals::Uniform)]
+    pub arrivals: crate::arrivals::Arrivals,
+
+    /// Most publish POSTs outstanding at once. A due publish that finds none free waits,
+    /// is counted (`publish.cap_waits`) and fails the verdict: the load was no longer
+    /// offered as scheduled.
+    #[arg(long, default_value_t = 1024)]
+    pub max_in_flight: usize,
+
+    /// Goose hatch rate: publishers started per second (default: all within 10 ms).
     #[arg(long)]
     pub hatch_rate: Option<String>,
 
@@ -243,7 +256,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub seed: Option<u64>,
 
-    /// Latency SLO in ms; the summary says whether p99 met it.
+    /// Latency SLO in ms: p99 of the latency from each publish's scheduled time must be
+    /// under it.
     #[arg(long, default_value_t = 100.0)]
     pub slo_ms: f64,
 

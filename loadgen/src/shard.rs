@@ -150,8 +150,12 @@ pub struct Progress {
     pub foreign: u64,
     /// Our events published before the connection that received them (replays).
     pub replayed: u64,
-    /// Cumulative latency histogram (µs), [`histo::to_hex`].
+    /// Cumulative latency histogram from the publish's scheduled time (µs),
+    /// [`histo::to_hex`].
     pub hist: String,
+    /// Cumulative latency histogram from the publish's actual send time (µs).
+    #[serde(default)]
+    pub hist_send: String,
     /// Connections closed (by either side) after they were established; with
     /// `connects` it gives the churn between two snapshots.
     #[serde(default)]
@@ -188,8 +192,13 @@ pub struct Progress {
 pub struct Live {
     /// Counters.
     pub p: Progress,
-    /// Latency histogram, µs.
+    /// Latency from the scheduled time, µs.
     pub hist: Histogram<u64>,
+    /// Latency from the send time, µs.
+    pub hist_send: Histogram<u64>,
+    /// Late arrivals the shard's sessions may still keep for judging (16 bytes each); see
+    /// [`crate::seqset`].
+    pub late_budget: u64,
     /// Connection errors by kind.
     pub error_kinds: BTreeMap<String, u64>,
 }
@@ -284,6 +293,7 @@ impl Shard {
         let l = self.live.borrow();
         let mut p = l.p.clone();
         p.hist = histo::to_hex(&l.hist);
+        p.hist_send = histo::to_hex(&l.hist_send);
         p
     }
 }

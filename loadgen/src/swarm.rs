@@ -17,7 +17,7 @@
 //! With several hub nodes ([`crate::nodes`]) subscriber `g` connects to node `g mod N`;
 //! the shard keeps its counters per node as well as in total, and tallies per node too.
 
-use crate::accounting::{IndexedTopic, PublishLog, Tally, tally_session};
+use crate::accounting::{Examples, IndexedTopic, Judge, PublishLog, Tally, session_examples, tally_session};
 use crate::histo;
 use crate::nodes::NodeCounters;
 use crate::shard::{Live, Progress, Shard, SwarmConfig};
@@ -51,7 +51,7 @@ pub enum Control {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum WorkerMsg {
     /// Periodic snapshot.
-    Progress(Progress),
+    Progress(Box<Progress>),
     /// Last message.
     Final(Box<ShardFinal>),
     /// The worker could not run.
@@ -72,11 +72,66 @@ pub struct ShardFinal {
     pub tally: Tally,
     /// Subscribers started.
     pub subscribers: u64,
+    /// Subscribers whose sessions were tallied (their task ended and handed them back).
+    #[serde(default)]
+    pub tallied: u64,
+    /// Subscribers started but not tallied (their task panicked or vanished), and why
+    /// for the first one.
+    #[serde(default)]
+    pub untallied: u64,
+    /// See `untallied`.
+    #[serde(default)]
+    pub untallied_example: Option<String>,
+    /// One example of each delivery fault the shard's sessions show.
+    #[serde(default)]
+    pub examples: Examples,
     /// Subscribers that never connected.
     pub never_connected: u64,
     /// Delivery accounting per hub node (of the sessions of its subscribers).
     #[serde(default)]
     pub node_tallies: Vec<Tally>,
+}
+
+/// Late arrivals a shard keeps for judging the order at tally time, all its sessions
+/// together (16 bytes each: 64 MiB). Beyond it a late arrival is counted out of order
+/// without being judged (see [`crate::seqset`]), so the budget can only make a verdict
+/// stricter. A correct hub produces late arrivals only among publishes of one topic in
+/// flight together, a small share of them.
+pub const LATE_BUDGET: u64 = 4 << 20;
+
+/// Subscriber tasks' results, and the ones that did not hand theirs back.
+#[derive(Debug, Default)]
+struct Results {
+    done: Vec<SubscriberResult>,
+    untallied: u64,
+    untallied_example: Option<String>,
+}
+
+impl Results {
+    /// Takes one finished task: its result, or the reason it has none (a panic, or a task
+    /// cancelled), which leaves its subscriber untallied.
+    fn take(&mut self, joined: Result<SubscriberResult, tokio::task::JoinError>) {
+        match joined {
+            Ok(r) => self.done.push(r),
+            Err(e) => {
+                self.untallied += 1;
+                if self.untallied_example.is_none() {
+                    let why = if e.is_panic() {
+                        let p = e.into_panic();
+                        let msg = p
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_string())
+                            .or_else(|| p.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "non-text panic".into());
+                        format!("a subscriber task panicked: {msg}")
+                    } else {
+                        "a subscriber task was cancelled".to_string()
+                    };
+                    self.untallied_example = Some(why);
+                }
+            }
+        }
+    }
 }
 
 /// Runs a shard until the coordinator's `Log` arrives (or its channel closes); every
@@ -93,7 +148,13 @@ pub async fn run_shard(
     let (stop_tx, stop_rx) = watch::channel(false);
     let p = Progress { nodes: vec![NodeCounters::default(); cfg.nodes.len()], ..Progress::default() };
     let shard = Rc::new(Shard {
-        live: RefCell::new(Live { p, hist: histo::new(), error_kinds: BTreeMap::new() }),
+        live: RefCell::new(Live {
+            p,
+            hist: histo::new(),
+            hist_send: histo::new(),
+            late_budget: LATE_BUDGET,
+            error_kinds: BTreeMap::new(),
+        }),
         stop: stop_rx,
         cfg,
     });
@@ -121,16 +182,16 @@ pub async fn run_shard(
             k += workers;
         }
     }
-    let mut results: Vec<SubscriberResult> = Vec::new();
+    let mut results = Results::default();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     // Phase 1: until Stop (or the coordinator vanishes).
     loop {
         tokio::select! {
-            _ = tick.tick() => { let _ = out.send(WorkerMsg::Progress(shard.snapshot())); }
+            _ = tick.tick() => { let _ = out.send(WorkerMsg::Progress(Box::new(shard.snapshot()))); }
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 // A subscriber that ended early (closed at lifetime end, gave up):
                 // keep its result for the tally.
-                if let Ok(r) = done { results.push(r); }
+                results.take(done);
             }
             msg = control.recv() => match msg {
                 Some(Control::Start) => {
@@ -151,11 +212,9 @@ pub async fn run_shard(
     let _ = stop_tx.send(true);
     while stuck_tasks.join_next().await.is_some() {}
     while let Some(done) = tasks.join_next().await {
-        if let Ok(r) = done {
-            results.push(r);
-        }
+        results.take(done);
     }
-    let _ = out.send(WorkerMsg::Progress(shard.snapshot()));
+    let _ = out.send(WorkerMsg::Progress(Box::new(shard.snapshot())));
     // Phase 2: wait for the publish log.
     let log = loop {
         match control.recv().await {
@@ -164,20 +223,31 @@ pub async fn run_shard(
             None => break PublishLog::default(),
         }
     };
+    let fin = tally_shard(&shard, &log, results, started);
+    let _ = out.send(WorkerMsg::Final(Box::new(fin)));
+}
+
+/// Tallies every session of the shard's subscribers against the publish log.
+fn tally_shard(shard: &Shard, log: &PublishLog, results: Results, started: u64) -> ShardFinal {
+    let cfg = &shard.cfg;
     let indexed: Vec<IndexedTopic<'_>> = log.topics.iter().map(IndexedTopic::new).collect();
     let mut tally = Tally::default();
     let mut node_tallies = vec![Tally::default(); cfg.nodes.len()];
+    let mut examples = Examples::default();
     let mut never = 0;
-    let owed_private = cfg.subscriber_jwt.is_some();
     // MERCURE_LOADGEN_DEBUG_LOSS=1: print each lossy session on stderr.
     let debug_loss = std::env::var_os("MERCURE_LOADGEN_DEBUG_LOSS").is_some();
-    for r in &results {
+    for r in &results.done {
         if r.sessions.is_empty() {
             never += 1;
         }
-        let matched = cfg.topics.selector_for(cfg.selector, r.index).topics;
+        let judge = Judge {
+            matched: cfg.topics.selector_for(cfg.selector, r.index).topics,
+            private: cfg.private,
+            has_token: cfg.subscriber_jwt.is_some() || cfg.expiring.as_ref().is_some_and(|e| e.applies(r.index)),
+        };
         for s in &r.sessions {
-            let t = tally_session(s, &indexed, matched, cfg.private, owed_private);
+            let t = tally_session(s, &indexed, judge);
             if t.lost > 0 && debug_loss {
                 // Diagnostics for a lossy session: its window and what it received.
                 let ranges: Vec<String> =
@@ -193,22 +263,40 @@ pub async fn run_shard(
                     ranges.join("; ")
                 );
             }
+            let wants = |have: &Option<String>, n: u64| have.is_none() && n > 0;
+            if wants(&examples.lost, t.lost)
+                || wants(&examples.duplicate, t.duplicates)
+                || wants(&examples.out_of_order, t.out_of_order)
+                || wants(&examples.unexpected, t.unexpected)
+            {
+                let mut ex = session_examples(s, &indexed, judge);
+                for e in [&mut ex.lost, &mut ex.duplicate, &mut ex.out_of_order, &mut ex.unexpected] {
+                    if let Some(text) = e.take() {
+                        *e = Some(format!("subscriber {}: {text}", r.index));
+                    }
+                }
+                examples.fill_from(ex);
+            }
             tally.add(&t);
             if let Some(nt) = node_tallies.get_mut(crate::nodes::subscriber_node(r.index, cfg.nodes.len())) {
                 nt.add(&t);
             }
         }
     }
+    let tallied = results.done.len() as u64;
     let l = shard.live.borrow();
-    let fin = ShardFinal {
+    ShardFinal {
         progress: shard.snapshot(),
         error_kinds: l.error_kinds.clone(),
         tally,
         subscribers: started,
+        tallied,
+        untallied: started.saturating_sub(tallied).max(results.untallied),
+        untallied_example: results.untallied_example,
+        examples,
         never_connected: never,
         node_tallies,
-    };
-    let _ = out.send(WorkerMsg::Final(Box::new(fin)));
+    }
 }
 
 fn spawn_one(tasks: &mut JoinSet<SubscriberResult>, shard: &Rc<Shard>, g: u64, at: Instant, initial: bool) {

@@ -118,7 +118,7 @@ impl WorkerHandle {
                 let msg = serde_json::from_str::<WorkerMsg>(&line);
                 let Ok(mut view) = v.lock() else { break };
                 match msg {
-                    Ok(WorkerMsg::Progress(p)) => view.progress = p,
+                    Ok(WorkerMsg::Progress(p)) => view.progress = *p,
                     Ok(WorkerMsg::Final(f)) => {
                         view.progress = f.progress.clone();
                         view.fin = Some(*f);

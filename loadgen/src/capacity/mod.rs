@@ -202,7 +202,7 @@ pub async fn run(a: CapacityArgs, stop: watch::Receiver<bool>) -> Result<(), Str
     let redis_bin = if a.nodes > 1 { Some(nodes::locate_redis(a.nodes)?) } else { None };
     let started = Instant::now();
     let load_before = loadavg();
-    let date = crate::clock::utc_date(crate::clock::now_ns() / 1_000_000_000);
+    let date = crate::clock::utc_date(crate::clock::unix_now_ns() / 1_000_000_000);
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from(format!("results/capacity-{date}")));
     std::fs::create_dir_all(out.join("points")).map_err(|e| format!("{}: {e}", out.display()))?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -238,7 +238,7 @@ pub async fn run(a: CapacityArgs, stop: watch::Receiver<bool>) -> Result<(), Str
             eprintln!("point: {n} subscribers × {rate} updates/s{nodes_note}");
             let tag = if a.nodes > 1 { format!("hub-{n}-{rate}-nodes-{}", a.nodes) } else { format!("hub-{n}-{rate}") };
             let tmp_dir = out.join("tmp");
-            let stream = format!("loadgen-{}-{}", crate::clock::now_ns() / 1_000_000, points.len());
+            let stream = format!("loadgen-{}-{}", crate::clock::unix_now_ns() / 1_000_000, points.len());
             let cluster_spec = match (&hub_bin, &redis_bin) {
                 (Some(hub_bin), Some(redis_bin)) => Some(nodes::ClusterSpec {
                     nodes: a.nodes,
