@@ -8,7 +8,9 @@
 //! sent at its scheduled time whether or not earlier ones were answered (an open model, as
 //! independent clients behave): a hub that answers slowly gets more publishes in flight,
 //! not fewer publishes. Goose still sees every POST: each answer is recorded into goose's
-//! metrics (`POST publish`) by the next user iteration.
+//! metrics (`POST publish`) by the next user iteration. Every POST goes through one HTTP
+//! client (the first user's), so its pool holds at most one connection per publish that
+//! was in flight at once.
 //!
 //! # Send time, schedule time, lag
 //! The schedule time is `origin + due(i)`; the send time is [`mono_ns`] just before the
@@ -132,9 +134,14 @@ pub struct Publisher {
     per_node: Vec<(AtomicU64, AtomicU64)>,
     /// Free in-flight slots (`max_in_flight` permits).
     slots: Arc<Semaphore>,
-    /// POSTs outstanding now, and the most at once.
+    /// POSTs outstanding now, and the most at once (`Arc`: the soak's gauge check reads
+    /// it live, since the client keeps a connection per publish that was in flight).
     in_flight: AtomicU64,
-    in_flight_max: AtomicU64,
+    in_flight_max: Arc<AtomicU64>,
+    /// The HTTP client every publish goes through: the first goose user's, so one
+    /// connection pool holds at most one connection per publish in flight (each user's
+    /// own client would keep its own). `reqwest::Client` is an `Arc` inside.
+    client: OnceLock<reqwest::Client>,
     /// Publishes that waited for a free slot.
     cap_waits: AtomicU64,
     /// POST round trip (µs) and schedule lag (µs). std `Mutex`: a record per publish,
@@ -178,7 +185,8 @@ impl Publisher {
             per_node: (0..spec.hub_urls.len().max(1)).map(|_| (AtomicU64::new(0), AtomicU64::new(0))).collect(),
             slots: Arc::new(Semaphore::new(spec.max_in_flight.clamp(1, Semaphore::MAX_PERMITS))),
             in_flight: AtomicU64::new(0),
-            in_flight_max: AtomicU64::new(0),
+            in_flight_max: Arc::new(AtomicU64::new(0)),
+            client: OnceLock::new(),
             cap_waits: AtomicU64::new(0),
             hists: Mutex::new((histo::new(), histo::new())),
             answered: Mutex::new(Vec::new()),
@@ -217,6 +225,11 @@ impl Publisher {
     /// `(most POSTs outstanding at once, publishes that waited for a free slot)`.
     pub fn in_flight_stats(&self) -> (u64, u64) {
         (self.in_flight_max.load(Ordering::Relaxed), self.cap_waits.load(Ordering::Relaxed))
+    }
+
+    /// The most POSTs outstanding at once so far, live.
+    pub fn in_flight_peak(&self) -> Arc<AtomicU64> {
+        self.in_flight_max.clone()
     }
 
     /// The first failed publishes, by kind.
@@ -353,38 +366,42 @@ impl Publisher {
             }
             form.finish()
         };
-        let request = user.get_request_builder(&GooseMethod::Post, &url).map(|rb| {
-            rb.header("authorization", format!("Bearer {}", self.spec.jwt))
-                .header("content-type", "application/x-www-form-urlencoded")
-                .body(body)
-                .timeout(self.spec.timeout)
-        });
+        let client = self.client.get_or_init(|| user.client.clone());
+        let request = client
+            .post(&url)
+            .header("authorization", format!("Bearer {}", self.spec.jwt))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .timeout(self.spec.timeout);
         let now_in_flight = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.in_flight_max.fetch_max(now_in_flight, Ordering::Relaxed);
         let me = self.clone();
         tokio::spawn(async move {
-            let (outcome, status, error) = match request {
-                Err(e) => (Outcome::Unknown, None, Some(format!("request not built: {e}"))),
-                Ok(rb) => match rb.send().await {
-                    Ok(resp) if resp.status().as_u16() == 200 => (Outcome::Accepted, Some(200), None),
-                    Ok(mut resp) => {
-                        let code = resp.status().as_u16();
-                        // The first chunk is enough for a one-line reason.
-                        let body = match resp.chunk().await {
-                            Ok(Some(b)) => String::from_utf8_lossy(&b[..b.len().min(160)]).trim().to_string(),
-                            _ => String::new(),
-                        };
-                        (Outcome::Rejected, Some(code), Some(format!("status {code}: {body}")))
-                    }
-                    Err(e) if e.is_timeout() => (
-                        Outcome::Unknown,
-                        None,
-                        Some(format!("no answer within {:.1} s (timeout)", me.spec.timeout.as_secs_f64())),
-                    ),
-                    Err(e) => (Outcome::Unknown, None, Some(format!("no answer: {e}"))),
-                },
-            };
+            let sent = request.send().await;
+            // The answer's headers are the acknowledgement.
             let ack = mono_ns();
+            let (outcome, status, error) = match sent {
+                Ok(resp) if resp.status().as_u16() == 200 => {
+                    // Read the (small) body, so the connection goes back to the pool.
+                    let _ = resp.bytes().await;
+                    (Outcome::Accepted, Some(200), None)
+                }
+                Ok(mut resp) => {
+                    let code = resp.status().as_u16();
+                    // The first chunk is enough for a one-line reason.
+                    let body = match resp.chunk().await {
+                        Ok(Some(b)) => String::from_utf8_lossy(&b[..b.len().min(160)]).trim().to_string(),
+                        _ => String::new(),
+                    };
+                    (Outcome::Rejected, Some(code), Some(format!("status {code}: {body}")))
+                }
+                Err(e) if e.is_timeout() => (
+                    Outcome::Unknown,
+                    None,
+                    Some(format!("no answer within {:.1} s (timeout)", me.spec.timeout.as_secs_f64())),
+                ),
+                Err(e) => (Outcome::Unknown, None, Some(format!("no answer: {e}"))),
+            };
             drop(permit);
             me.answered(Done { k, seq, node, i, start, ack, late, outcome, status, error });
         });

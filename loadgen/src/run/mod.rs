@@ -76,9 +76,10 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
                 every: Duration::from_secs_f64(args.sample_every.max(0.5)),
                 gauges: plan.gauges.clone(),
                 pids: args.hub_pid.clone(),
-                // Publishers' keep-alive connections (goose may open a second one per
-                // user on a timeout) and the scrape itself.
-                extra_connections: 2 * args.publishers as u64 + 2,
+                // The scrape itself and a connection being replaced, plus one per
+                // publish in flight at the peak so far (the publishers' pool keeps them).
+                extra_connections: 2,
+                publisher_connections: Some(publisher.in_flight_peak()),
             },
             t_start,
             workers.handles.iter().map(|h| h.view.clone()).collect(),

@@ -455,6 +455,17 @@ pub struct SamplerConfig {
     pub pids: Vec<u32>,
     /// Connections that are not subscriptions, allowed on top of the band.
     pub extra_connections: u64,
+    /// The publishers' connections, allowed on top of that: their client opens one per
+    /// publish in flight and keeps it, so the most in flight so far (read at each sample).
+    pub publisher_connections: Option<Arc<std::sync::atomic::AtomicU64>>,
+}
+
+impl SamplerConfig {
+    /// Connections that are not subscriptions, now.
+    fn extra_now(&self) -> u64 {
+        self.extra_connections
+            + self.publisher_connections.as_ref().map_or(0, |a| a.load(std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 /// One hub's `/metrics` and the nodes (positions in `--hub-url`) it serves.
@@ -560,7 +571,7 @@ async fn take(
         let metrics = scraped.into_iter().next().flatten().unwrap_or_default();
         let subscribers_ok = within(metrics.get("mercure_subscribers").copied(), band);
         let connections_ok =
-            within(metrics.get("mercure_connections").copied(), truth.connections_band(cfg.extra_connections));
+            within(metrics.get("mercure_connections").copied(), truth.connections_band(cfg.extra_now()));
         (metrics, subscribers_ok, connections_ok)
     } else {
         // Each hub against its own nodes' truth; the sample's metrics and band are sums.
@@ -583,7 +594,7 @@ async fn take(
                 subscribers_lo: b.0,
                 subscribers_hi: b.1,
                 subscribers_ok: within(subscribers, b),
-                connections_ok: within(connections, t.connections_band(cfg.extra_connections)),
+                connections_ok: within(connections, t.connections_band(cfg.extra_now())),
             });
             if all {
                 for (k, v) in m {
@@ -966,6 +977,7 @@ mod tests {
             ],
             pids: vec![],
             extra_connections: 4,
+            publisher_connections: None,
         };
         let node = |held| crate::nodes::NodeCounters { held, connects: held, ..Default::default() };
         let p = Progress { held: 40, connects: 40, nodes: vec![node(10), node(30)], ..Progress::default() };
