@@ -73,6 +73,12 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = SubscriberAuth::Auto)]
     pub subscriber_auth: SubscriberAuth,
 
+    /// Share of the subscribers (0–1) that connect without any token even when the others
+    /// present one: with private updates they are owed nothing, and any private update
+    /// they receive is a leak (`unexpected`, which fails the verdict).
+    #[arg(long, default_value_t = 0.0)]
+    pub anonymous_share: f64,
+
     /// Subscribers connected before publishing starts (Gatling: at once; here ramped at
     /// --connect-rate).
     #[arg(long, env = "INITIAL_SUBSCRIBERS", default_value_t = 100)]

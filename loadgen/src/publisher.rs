@@ -152,8 +152,9 @@ pub struct Publisher {
     answered: Mutex<Vec<Answered>>,
     /// First failures of each kind.
     examples: Mutex<PublishExamples>,
-    /// Latest acknowledgement (monotonic ns), for the publish phase's length.
-    last_ack: AtomicU64,
+    /// Latest answer, accepted or rejected (monotonic ns), for the publish phase's length.
+    /// Publishes without an answer do not move it: their own check reports them.
+    last_answer: AtomicU64,
 }
 
 impl std::fmt::Debug for Publisher {
@@ -191,7 +192,7 @@ impl Publisher {
             hists: Mutex::new((histo::new(), histo::new())),
             answered: Mutex::new(Vec::new()),
             examples: Mutex::new(PublishExamples::default()),
-            last_ack: AtomicU64::new(0),
+            last_answer: AtomicU64::new(0),
             spec,
         })
     }
@@ -237,9 +238,9 @@ impl Publisher {
         self.examples.lock().map(|e| e.clone()).unwrap_or_default()
     }
 
-    /// Seconds from the schedule's origin to the last acknowledgement (0 before any).
-    pub fn acked_span_s(&self) -> f64 {
-        let last = self.last_ack.load(Ordering::Relaxed);
+    /// Seconds from the schedule's origin to the last answer (0 before any).
+    pub fn answered_span_s(&self) -> f64 {
+        let last = self.last_answer.load(Ordering::Relaxed);
         match self.origin.get() {
             Some(&(_, o)) if last > o => (last - o) as f64 / 1e9,
             _ => 0.0,
@@ -436,7 +437,9 @@ impl Publisher {
             histo::record(&mut h.0, d.ack.saturating_sub(d.start) / 1000);
             histo::record(&mut h.1, d.late / 1000);
         }
-        self.last_ack.fetch_max(d.ack, Ordering::Relaxed);
+        if d.outcome != Outcome::Unknown {
+            self.last_answer.fetch_max(d.ack, Ordering::Relaxed);
+        }
         if let Ok(mut a) = self.answered.lock() {
             a.push(Answered {
                 rtt: Duration::from_nanos(d.ack.saturating_sub(d.start)),

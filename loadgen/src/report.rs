@@ -135,6 +135,9 @@ pub struct ConfigEcho {
     pub private_updates: bool,
     /// Subscribers authenticate with a JWT (`header`, `cookie`) or not (`none`).
     pub subscriber_auth: String,
+    /// Share of the subscribers that present no token anyway (v2).
+    #[serde(default)]
+    pub anonymous_share: f64,
     /// Payload size, bytes.
     pub payload_size: usize,
     /// Publish rate ramp, per second.
@@ -314,7 +317,9 @@ pub struct Verdict {
     /// Every requested initial subscriber held, and none never connected (connect
     /// errors recovered by a retry are reported but do not fail this).
     pub all_connected: bool,
-    /// Accepted publishes per second within `rate_tolerance` of the offered rate.
+    /// The hub answered publishes at the pace they were offered: the last answer came no
+    /// later than `rate_tolerance` of the schedule's length after it ended (rejected and
+    /// unanswered publishes have their own checks).
     #[serde(default)]
     pub rate_met: bool,
     /// The share of the offered rate that may be missing (see `run/verdict.rs`).

@@ -118,6 +118,22 @@ pub struct SwarmConfig {
     /// Stuck consumers owned by all workers together (soak).
     #[serde(default)]
     pub stuck: Option<crate::stuck::StuckConfig>,
+    /// Share of the subscribers that present no token at all (`--anonymous-share`).
+    #[serde(default)]
+    pub anonymous_share: f64,
+}
+
+impl SwarmConfig {
+    /// Whether subscriber `g` connects without any token (`--anonymous-share`).
+    pub fn anonymous(&self, g: u64) -> bool {
+        self.anonymous_share > 0.0 && crate::topics::uniform_from(g, self.seed ^ 0x0a11_0a11) < self.anonymous_share
+    }
+
+    /// Whether subscriber `g` presents a token: the run's subscriber token or a
+    /// short-lived one, unless it is one of the anonymous share.
+    pub fn has_token(&self, g: u64) -> bool {
+        !self.anonymous(g) && (self.subscriber_jwt.is_some() || self.expiring.as_ref().is_some_and(|e| e.applies(g)))
+    }
 }
 
 /// Live counters of a shard (cumulative).
@@ -295,5 +311,54 @@ impl Shard {
         p.hist = histo::to_hex(&l.hist);
         p.hist_send = histo::to_hex(&l.hist_send);
         p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(share: f64, jwt: Option<&str>) -> SwarmConfig {
+        SwarmConfig {
+            worker: 0,
+            workers: 1,
+            nodes: vec![],
+            source_addr: None,
+            run_id: String::new(),
+            topics: TopicSpace { base: String::new(), count: 1 },
+            selector: SelectorKind::Exact,
+            subscriber_jwt: jwt.map(str::to_owned),
+            auth_via: AuthVia::Header,
+            private: true,
+            initial_total: 0,
+            connect_rate: 0.0,
+            arrivals: Ramp::constant(0.0, std::time::Duration::ZERO),
+            lifetime_s: 0.0,
+            random_lifetime: false,
+            lifetime_end: EndAction::Close,
+            on_drop: DropAction::Resume,
+            reconnect_delay_ms: 0,
+            connect_retries: 0,
+            connect_timeout_ms: 0,
+            settle_ns: 0,
+            seed: 42,
+            stall_after: None,
+            stall_ms: 0,
+            sched: crate::os_priority::WorkerSched::Batch,
+            min_lifetime_s: 0.0,
+            expiring: None,
+            stuck: None,
+            anonymous_share: share,
+        }
+    }
+
+    #[test]
+    fn the_anonymous_share_presents_no_token() {
+        let c = cfg(0.3, Some("t"));
+        let anonymous = (0..10_000).filter(|&g| c.anonymous(g)).count();
+        assert!((2700..3300).contains(&anonymous), "{anonymous}");
+        assert!((0..10_000).all(|g| c.has_token(g) != c.anonymous(g)));
+        assert!((0..100).all(|g| !cfg(0.0, Some("t")).anonymous(g) && cfg(0.0, Some("t")).has_token(g)));
+        assert!((0..100).all(|g| !cfg(0.0, None).has_token(g)));
     }
 }

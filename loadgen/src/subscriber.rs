@@ -95,7 +95,8 @@ pub async fn run(
     let mut failures = 0u32;
     // Short-lived tokens (soak): a fresh one per connection, so the hub ends the
     // stream at its expiry and the reconnection (with Last-Event-ID) must lose nothing.
-    let expiring = shard.cfg.expiring.as_ref().filter(|e| e.applies(index));
+    let anonymous = shard.cfg.anonymous(index);
+    let expiring = shard.cfg.expiring.as_ref().filter(|e| !anonymous && e.applies(index));
     let mut conn_no = 0u64;
     loop {
         if *stop.borrow() {
@@ -104,7 +105,8 @@ pub async fn run(
         }
         let minted = expiring.and_then(|e| e.mint(index, conn_no).ok());
         conn_no += 1;
-        let jwt = minted.as_ref().map(|m| m.jwt.as_str()).or(shard.cfg.subscriber_jwt.as_deref());
+        let jwt =
+            minted.as_ref().map(|m| m.jwt.as_str()).or(shard.cfg.subscriber_jwt.as_deref()).filter(|_| !anonymous);
         let connected = tokio::select! {
             c = connect(&shard, node, addr, &selector, jwt, if resume { last_id.as_deref() } else { None }) => c,
             _ = stop.wait_for(|s| *s) => {

@@ -244,7 +244,7 @@ fn tally_shard(shard: &Shard, log: &PublishLog, results: Results, started: u64) 
         let judge = Judge {
             matched: cfg.topics.selector_for(cfg.selector, r.index).topics,
             private: cfg.private,
-            has_token: cfg.subscriber_jwt.is_some() || cfg.expiring.as_ref().is_some_and(|e| e.applies(r.index)),
+            has_token: cfg.has_token(r.index),
         };
         for s in &r.sessions {
             let t = tally_session(s, &indexed, judge);
@@ -311,4 +311,34 @@ fn spawn_one(tasks: &mut JoinSet<SubscriberResult>, shard: &Rc<Shard>, g: u64, a
         None
     };
     tasks.spawn_local(subscriber::run(shard.clone(), g, selector, at, lifetime, initial));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_subscriber_task_that_panics_is_counted_untallied_with_its_message() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let mut tasks: JoinSet<SubscriberResult> = JoinSet::new();
+                tasks.spawn_local(async { SubscriberResult { index: 1, sessions: Vec::new() } });
+                tasks.spawn_local(async { panic!("stand-in subscriber bug") });
+                tasks.spawn_local(async { SubscriberResult { index: 3, sessions: Vec::new() } });
+                let mut results = Results::default();
+                while let Some(done) = tasks.join_next().await {
+                    results.take(done);
+                }
+                let mut tallied: Vec<u64> = results.done.iter().map(|r| r.index).collect();
+                tallied.sort_unstable();
+                assert_eq!(tallied, [1, 3]);
+                assert_eq!(results.untallied, 1);
+                assert_eq!(
+                    results.untallied_example.as_deref(),
+                    Some("a subscriber task panicked: stand-in subscriber bug")
+                );
+            })
+            .await;
+    }
 }

@@ -152,8 +152,8 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
     let interrupted = *stop.borrow();
     let publish_phase_s = match publisher.finished() {
         0 => goose_s,
-        _ if interrupted => publisher.acked_span_s(),
-        _ => publisher.acked_span_s().max(plan.publish_s),
+        _ if interrupted => publisher.answered_span_s(),
+        _ => publisher.answered_span_s().max(plan.publish_s),
     };
     let report = assemble::report(assemble::Parts {
         args: &args,

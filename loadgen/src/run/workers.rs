@@ -166,5 +166,6 @@ fn swarm_config(args: &RunArgs, plan: &Plan, w: u32) -> SwarmConfig {
             rcvbuf: 2048,
             jwt: sub_creds.as_ref().map(|c| c.0.clone()),
         }),
+        anonymous_share: args.anonymous_share.clamp(0.0, 1.0),
     }
 }
