@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 pub const SCHEMA: &str = "mercure-loadgen/report/v2";
 
 /// The whole report.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
     /// Always [`SCHEMA`].
     pub schema: String,
