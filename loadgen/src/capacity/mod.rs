@@ -363,7 +363,9 @@ pub async fn run(a: CapacityArgs, stop: watch::Receiver<bool>) -> Result<(), Str
                             out_of_time = true;
                         }
                         if out_of_time {
-                            points.extend(pts);
+                            // Keep what ran (the summary says the last point is
+                            // incomplete), not points that never ran.
+                            points.extend(pts.into_iter().filter(|p| !p.reps.is_empty()));
                             break 'counts;
                         }
                         let t = &mut targets[members[k]];

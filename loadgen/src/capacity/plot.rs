@@ -170,8 +170,20 @@ fn chart(
     let root = SVGBackend::new(path, (800, 500)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| err(&e))?;
     if log_x {
-        let mut c =
-            builder(&root, title).build_cartesian_2d((x_min..x_max).log_scale(), 0f64..y_max).map_err(|e| err(&e))?;
+        // 1, 2, 5 × 10^k within the range (plotters' own picks can leave a short log
+        // axis unlabelled), and the rates themselves when there are only a few.
+        let mut keys: Vec<f64> = (-2..7)
+            .flat_map(|e| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(e)))
+            .filter(|k| (x_min..=x_max).contains(k))
+            .collect();
+        if keys.len() < 3 {
+            keys.extend(all().map(|p| p.0));
+            keys.sort_by(f64::total_cmp);
+            keys.dedup();
+        }
+        let mut c = builder(&root, title)
+            .build_cartesian_2d((x_min..x_max).log_scale().with_key_points(keys), 0f64..y_max)
+            .map_err(|e| err(&e))?;
         c.configure_mesh()
             .x_desc(x_desc)
             .y_desc(y_desc)

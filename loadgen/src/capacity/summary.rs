@@ -137,6 +137,13 @@ fn with_spread(m: Option<f64>, s: Option<(f64, f64)>, digits: usize) -> String {
 
 /// Writes `summary.md` and `summary.json`.
 pub fn write(out: &Path, ctx: &Context, points: &[Point]) -> Result<(), String> {
+    // Tables read by hub, then subscribers, then rate (the search runs rates out of order).
+    let mut sorted: Vec<Point> = points.to_vec();
+    let rank = |l: &str| ctx.targets.iter().position(|t| t.0 == l).unwrap_or(usize::MAX);
+    sorted.sort_by(|x, y| {
+        (rank(&x.label), x.subscribers).cmp(&(rank(&y.label), y.subscribers)).then(x.rate.total_cmp(&y.rate))
+    });
+    let points = sorted.as_slice();
     let a = &ctx.args;
     let slo = a.slo_ms;
     let knees = knees(points, slo);
