@@ -10,7 +10,8 @@
 //! - [`config`]: CLI flags and the upstream Gatling test's environment variables.
 //! - [`nodes`]: several hub nodes in one run (multi-node hubs): who talks to which node,
 //!   per-node counts.
-//! - [`run`]: the coordinator of one run (phases, Ctrl-C, report).
+//! - [`run`]: the coordinator of one run, split by phase (plan, workers, publish, merge,
+//!   verdict, report); [`clock`]: the monotonic clock every process shares.
 //! - [`publisher`]: goose users dispatching publishes on an open-model [`arrivals`]
 //!   schedule, Zipf [`topics`], with the publish log.
 //! - [`worker`]: worker processes and their pipe protocol; [`swarm`]: the subscribers one
@@ -27,10 +28,13 @@
 //!   summary table, plots).
 //!
 //! # The path of one update
-//! goose user claims publish `i` → waits for its due time → locks topic `k` → stamps
-//! `{run, k, seq, t}` → POST → logs `(start, ack, outcome)` → the hub fans out → each
-//! worker's subscriber parses the SSE event → latency into the worker's histogram, `seq`
-//! into the session's `SeqSet` → at the end, sessions are tallied against the log.
+//! goose user claims publish `i` → waits for its due time → takes an in-flight slot →
+//! under topic `k`'s log lock, takes `seq` and the send time `t` → stamps
+//! `{run, k, seq, t, late}` → POST on a task of its own (the user claims the next one) →
+//! logs `(start, ack, outcome)` → the hub fans out → each worker's subscriber parses the
+//! SSE event → latency from the schedule (`t − late`) and from the send into the worker's
+//! histograms, `seq` into the session's `SeqSet` → at the end, sessions are tallied against
+//! the log and [`run`] judges the run.
 
 pub mod accounting;
 pub mod arrivals;

@@ -2,8 +2,8 @@
 //! (`--hub-url A --hub-url A`: two "nodes" that are the same hub) the multi-URL plumbing
 //! must spread subscribers and publishes over both, lose nothing, and report per-node
 //! counts that add up to the totals; the soak's gauge check must treat the two as one
-//! hub. `capacity --nodes 2` must fail clearly without `redis-server`, and (ignored until
-//! the hub has its Redis transport) must show cross-node delivery with two real nodes.
+//! hub. `capacity --nodes 2` must fail clearly without `redis-server`, and must show
+//! cross-node delivery with two real nodes sharing a Redis stream.
 
 mod common;
 

@@ -18,10 +18,10 @@
 //!
 //! Output, in `results/capacity-<date>/`: `points/<label>/…-rep-I.json` (every run's
 //! report), `summary.md` and `summary.json` (provenance, knees, tables, RSS fit,
-//! comparison), and the figures ([`plot`]).
+//! comparison), and the figures (`plot`).
 //!
 //! `--nodes N` (N ≥ 2) sweeps a multi-node hub instead: per repetition a fresh
-//! `redis-server` and N hubs sharing one Redis stream ([`nodes`]), the run pointed at all
+//! `redis-server` and N hubs sharing one Redis stream (`nodes`), the run pointed at all
 //! N URLs and pids.
 
 mod hub_process;

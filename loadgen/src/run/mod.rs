@@ -1,18 +1,18 @@
 //! The coordinator of one load run, phase by phase.
 //!
-//! 0. [`plan`]: resolve the hub URLs, mint tokens, choose the run id, count workers;
-//!    [`sampler`] starts sampling the hub (baseline RSS before any connection).
-//! 1. Connect ([`workers`]): spawn worker processes, which ramp up the initial
+//! 0. `plan`: resolve the hub URLs, mint tokens, choose the run id, count workers;
+//!    `sampler` starts sampling the hub (baseline RSS before any connection).
+//! 1. Connect (`workers`): spawn worker processes, which ramp up the initial
 //!    subscribers; wait until every one connected or gave up. A CPU snapshot opens the
 //!    per-delivery window.
-//! 2. Publish ([`publish`]): `Start` (arrivals begin), goose dispatches the schedule.
+//! 2. Publish (`publish`): `Start` (arrivals begin), goose dispatches the schedule.
 //! 3. Settle: wait `--settle` so the last publishes are delivered; a CPU snapshot closes
 //!    the window.
 //! 4. Close and tally: `Stop` (all subscribers close), send the publish log, wait for the
 //!    workers' final tallies.
-//! 5. Merge ([`merge`]) the tallies, histograms and counters; finish the soak
-//!    ([`soak_end`]) when there is one.
-//! 6. Verdict ([`verdict`]) and report ([`assemble`]).
+//! 5. Merge (`merge`) the tallies, histograms and counters; finish the soak
+//!    (`soak_end`) when there is one.
+//! 6. Verdict ([`verdict`]) and report (`assemble`).
 //!
 //! Ctrl-C at any point stops publishing (goose's killswitch), skips to settle and
 //! `Stop`, and still writes the report, marked `interrupted` (which fails the verdict).
