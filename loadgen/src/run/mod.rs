@@ -143,7 +143,17 @@ pub async fn run(args: RunArgs, mut stop: watch::Receiver<bool>) -> Result<Repor
     // Every subscriber is closed now: a soak's gauges must come back to the truth.
     let soak = match (soak_sampler, &args.timeseries) {
         (Some(sampler), Some(path)) => Some(
-            soak_end::finish(sampler, &args, path, &merged, plan.publish_s, (pub_window_start, pub_window_end)).await,
+            soak_end::finish(
+                sampler,
+                &args,
+                path,
+                &merged,
+                publisher.rejected.load(std::sync::atomic::Ordering::Relaxed)
+                    + publisher.unknown.load(std::sync::atomic::Ordering::Relaxed),
+                plan.publish_s,
+                (pub_window_start, pub_window_end),
+            )
+            .await,
         ),
         _ => None,
     };

@@ -13,6 +13,7 @@ pub async fn finish(
     args: &RunArgs,
     path: &Path,
     merged: &Merged,
+    failed_publishes: u64,
     publish_s: f64,
     publish_window: (f64, f64),
 ) -> SoakReport {
@@ -31,6 +32,11 @@ pub async fn finish(
         args.rss_drift_max,
         VerdictInputs {
             lost: merged.tally.lost,
+            faults: merged.tally.duplicates
+                + merged.tally.out_of_order
+                + merged.tally.unexpected
+                + failed_publishes
+                + merged.untallied,
             stuck: args.stuck,
             stuck_evicted: c.stuck_evicted,
             stuck_reset: c.stuck_reset,
