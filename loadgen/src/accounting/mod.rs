@@ -45,6 +45,10 @@
 //! With one publish in flight per topic this is exactly "a lower sequence number after a
 //! higher one". Late arrivals the set could not keep are counted out of order.
 
+mod examples;
+
+pub use examples::{Examples, session_examples};
+
 use crate::seqset::SeqSet;
 use crate::topics::Matched;
 use serde::{Deserialize, Serialize};
@@ -112,7 +116,7 @@ pub struct PublishLog {
 /// A topic log with prefix sums and monotone views of `ack`, ready for window queries.
 #[derive(Debug)]
 pub struct IndexedTopic<'a> {
-    log: &'a TopicLog,
+    pub(crate) log: &'a TopicLog,
     /// `accepted[i]` = accepted publishes among seq `< i`.
     accepted: Vec<u64>,
     /// `unknown[i]` = unknown-outcome publishes among seq `< i`.
@@ -125,7 +129,7 @@ pub struct IndexedTopic<'a> {
 
 /// Where a publish is with respect to a session's window (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Place {
+pub(crate) enum Place {
     Before,
     Edge,
     Inside,
@@ -134,11 +138,11 @@ enum Place {
 
 /// A session's window.
 #[derive(Debug, Clone, Copy)]
-struct Window {
-    start: u64,
-    end: u64,
+pub(crate) struct Window {
+    pub(crate) start: u64,
+    pub(crate) end: u64,
     /// `max(end, closed)`: publishes sent by then may legitimately arrive.
-    closed: u64,
+    pub(crate) closed: u64,
 }
 
 impl<'a> IndexedTopic<'a> {
@@ -174,7 +178,7 @@ impl<'a> IndexedTopic<'a> {
         Self { log, accepted, unknown, ack_max, ack_min_after }
     }
 
-    fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.log.len() as u64
     }
 
@@ -193,12 +197,12 @@ impl<'a> IndexedTopic<'a> {
         if lo >= hi { 0 } else { self.unknown[hi] - self.unknown[lo] }
     }
 
-    fn outcome(&self, i: u64) -> Option<u8> {
+    pub(crate) fn outcome(&self, i: u64) -> Option<u8> {
         self.log.outcome.get(i as usize).copied()
     }
 
     /// Where publish `i` (< len) is with respect to `w`.
-    fn place(&self, i: u64, w: Window) -> Place {
+    pub(crate) fn place(&self, i: u64, w: Window) -> Place {
         let (s, a) = (self.log.start[i as usize], self.log.ack[i as usize]);
         if s < w.start {
             if a < w.start { Place::Before } else { Place::Edge }
@@ -212,7 +216,7 @@ impl<'a> IndexedTopic<'a> {
     }
 
     /// The window's boundaries in sequence numbers (see [`Bounds`]).
-    fn bounds(&self, w: Window) -> Bounds {
+    pub(crate) fn bounds(&self, w: Window) -> Bounds {
         let st = &self.log.start;
         let lo = st.partition_point(|&x| x < w.start) as u64;
         let a = self.ack_max.partition_point(|&x| x < w.start) as u64;
@@ -227,13 +231,13 @@ impl<'a> IndexedTopic<'a> {
 /// `[0, a)` before; `[a, lo)` before or edge (look at each); `[lo, b)` inside; `[b, c)`
 /// inside or edge/after (look at each); `[c, hi)` edge; `[hi, n)` after.
 #[derive(Debug, Clone, Copy)]
-struct Bounds {
-    a: u64,
-    lo: u64,
-    b: u64,
-    c: u64,
-    hi: u64,
-    n: u64,
+pub(crate) struct Bounds {
+    pub(crate) a: u64,
+    pub(crate) lo: u64,
+    pub(crate) b: u64,
+    pub(crate) c: u64,
+    pub(crate) hi: u64,
+    pub(crate) n: u64,
 }
 
 /// Counts of one session, one subscriber, or a whole run (they add up).
@@ -296,7 +300,7 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
-    fn window(&self) -> Window {
+    pub(crate) fn window(&self) -> Window {
         Window { start: self.start, end: self.end, closed: self.end.max(self.closed) }
     }
 }
@@ -313,11 +317,11 @@ pub struct Judge {
 }
 
 impl Judge {
-    fn owed(&self) -> bool {
+    pub(crate) fn owed(&self) -> bool {
         !self.private || self.has_token
     }
 
-    fn matches(&self, k: u32) -> bool {
+    pub(crate) fn matches(&self, k: u32) -> bool {
         match self.matched {
             Matched::One(x) => x == k,
             Matched::All => true,
@@ -449,144 +453,12 @@ fn judge_order(set: &SeqSet, topic: &IndexedTopic<'_>) -> (u64, u64) {
 }
 
 /// `s` arrived after `m`: wrong if `s` was accepted and acknowledged before `m` was sent.
-fn is_out_of_order(topic: &IndexedTopic<'_>, s: u64, m: u64) -> bool {
+pub(crate) fn is_out_of_order(topic: &IndexedTopic<'_>, s: u64, m: u64) -> bool {
     let log = topic.log;
     match (log.ack.get(s as usize), log.start.get(m as usize), topic.outcome(s)) {
         (Some(&ack), Some(&start), Some(o)) => o == Outcome::Accepted as u8 && ack <= start,
         _ => false,
     }
-}
-
-/// One example of each fault a session shows, for the report (`None` where it has none).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Examples {
-    /// An expected publish that never arrived.
-    pub lost: Option<String>,
-    /// A publish received twice.
-    pub duplicate: Option<String>,
-    /// A publish received after one sent only once it had been acknowledged.
-    pub out_of_order: Option<String>,
-    /// A publish received that was not owed, and why.
-    pub unexpected: Option<String>,
-}
-
-impl Examples {
-    /// Fills every empty example from `other`.
-    pub fn fill_from(&mut self, other: Examples) {
-        self.lost = self.lost.take().or(other.lost);
-        self.duplicate = self.duplicate.take().or(other.duplicate);
-        self.out_of_order = self.out_of_order.take().or(other.out_of_order);
-        self.unexpected = self.unexpected.take().or(other.unexpected);
-    }
-
-    /// Whether every kind has its example.
-    pub fn is_full(&self) -> bool {
-        self.lost.is_some() && self.duplicate.is_some() && self.out_of_order.is_some() && self.unexpected.is_some()
-    }
-}
-
-/// The first example of each fault the session has (slow: call it only for a session
-/// whose [`Tally`] shows faults, once per kind and shard).
-pub fn session_examples(s: &SessionRecord, topics: &[IndexedTopic<'_>], judge: Judge) -> Examples {
-    let mut ex = Examples::default();
-    let w = s.window();
-    let ms = |ns: u64| ns as f64 / 1e6;
-    let mut keys: Vec<u32> = s.received.keys().copied().collect();
-    if let Matched::One(k) = judge.matched {
-        keys.push(k);
-    } else {
-        keys.extend(0..topics.len() as u32);
-    }
-    keys.sort_unstable();
-    keys.dedup();
-    for k in keys {
-        let set = s.received.get(&k);
-        let topic = topics.get(k as usize);
-        if let Some(set) = set {
-            if ex.duplicate.is_none()
-                && let Some(d) = set.first_duplicate
-            {
-                ex.duplicate = Some(format!("topic {k}: seq {d} received more than once"));
-            }
-            if ex.out_of_order.is_none() {
-                let bad =
-                    topic.and_then(|tp| set.late().iter().find(|&&(a, m)| is_out_of_order(tp, a, m)).map(|p| (tp, p)));
-                ex.out_of_order = match bad {
-                    Some((tp, &(a, m))) => Some(format!(
-                        "topic {k}: seq {a} arrived after seq {m}, which was sent {:.3} ms after seq {a} was acknowledged",
-                        ms(tp.log.start[m as usize].saturating_sub(tp.log.ack[a as usize]))
-                    )),
-                    None if set.late_unkept > 0 => Some(format!(
-                        "topic {k}: {} arrivals below a higher sequence number were not kept for judging \
-                         (memory budget) and are counted out of order",
-                        set.late_unkept
-                    )),
-                    None => None,
-                };
-            }
-        }
-        let Some(topic) = topic.filter(|_| judge.matches(k)) else {
-            if ex.unexpected.is_none()
-                && let Some(first) = set.and_then(|s| s.ranges().first())
-            {
-                let why = if (k as usize) < topics.len() {
-                    "on a topic its selector does not match"
-                } else {
-                    "on a topic the run never published to"
-                };
-                ex.unexpected = Some(format!("topic {k}: seq {} received {why}", first.0));
-            }
-            continue;
-        };
-        let b = topic.bounds(w);
-        if ex.lost.is_none() && judge.owed() {
-            let missing = (b.lo..b.c).find(|&i| {
-                topic.outcome(i) == Some(Outcome::Accepted as u8)
-                    && topic.place(i, w) == Place::Inside
-                    && !set.is_some_and(|s| s.contains(i))
-            });
-            if let Some(i) = missing {
-                ex.lost = Some(format!(
-                    "topic {k}: seq {i} (acknowledged {:.3} ms into the session, which owed until {:.3} ms) \
-                     never arrived",
-                    ms(topic.log.ack[i as usize].saturating_sub(w.start)),
-                    ms(w.end.saturating_sub(w.start))
-                ));
-            }
-        }
-        if ex.unexpected.is_none()
-            && let Some(set) = set
-        {
-            ex.unexpected = first_unexpected(set, topic, w, judge.owed())
-                .map(|(i, why)| format!("topic {k}: seq {i} received but not owed: {why}"));
-        }
-    }
-    ex
-}
-
-/// The first received sequence number that is unexpected, and why.
-fn first_unexpected(set: &SeqSet, topic: &IndexedTopic<'_>, w: Window, owed: bool) -> Option<(u64, &'static str)> {
-    for &(x, y) in set.ranges() {
-        for i in x..=y {
-            if i >= topic.len() {
-                return Some((i, "not in the publish log"));
-            }
-            let o = topic.outcome(i);
-            if o == Some(Outcome::Unknown as u8) {
-                continue;
-            }
-            if o == Some(Outcome::Rejected as u8) {
-                return Some((i, "the hub rejected that publish"));
-            }
-            match topic.place(i, w) {
-                _ if !owed => return Some((i, "a private update to a subscriber without a token")),
-                Place::Before => return Some((i, "acknowledged before the session started")),
-                Place::After => return Some((i, "published after the session closed")),
-                Place::Inside | Place::Edge => {}
-            }
-        }
-    }
-    None
 }
 
 #[cfg(test)]
