@@ -7,8 +7,7 @@
 //! has a flag. Defaults differ where Gatling's suit a one-hour soak rather than a
 //! measurement (documented per field and in the README). A flag beats its variable.
 
-use crate::subscriber::AuthVia;
-use crate::swarm::{DropAction, EndAction};
+use crate::shard::{AuthVia, DropAction, EndAction};
 use crate::topics::SelectorKind;
 use clap::{ArgAction, Args, ValueEnum};
 use std::path::PathBuf;
@@ -73,6 +72,12 @@ pub struct RunArgs {
     /// How subscribers present their JWT.
     #[arg(long, value_enum, default_value_t = SubscriberAuth::Auto)]
     pub subscriber_auth: SubscriberAuth,
+
+    /// Share of the subscribers (0–1) that connect without any token even when the others
+    /// present one: with private updates they are owed nothing, and any private update
+    /// they receive is a leak (`unexpected`, which fails the verdict).
+    #[arg(long, default_value_t = 0.0)]
+    pub anonymous_share: f64,
 
     /// Subscribers connected before publishing starts (Gatling: at once; here ramped at
     /// --connect-rate).
@@ -147,11 +152,24 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 64)]
     pub payload_size: usize,
 
-    /// Goose users publishing concurrently (publishes on one topic are serialized anyway).
+    /// Goose users dispatching publishes. Each due publish is sent on a task of its own
+    /// (open model), so this does not limit how many are in flight (--max-in-flight does);
+    /// a few users keep dispatch on time when the timer or the CPU is late.
     #[arg(long, default_value_t = 4)]
     pub publishers: usize,
 
-    /// Goose hatch rate: publishers started per second (default: all within a second).
+    /// How publishes are placed on the rate ramp: `uniform` (evenly spaced) or `poisson`
+    /// (a Poisson process with the same rate and count: exponential gaps, bursts).
+    #[arg(long, value_enum, default_value_t = crate::arrivals::Arrivals::Uniform)]
+    pub arrivals: crate::arrivals::Arrivals,
+
+    /// Most publish POSTs outstanding at once. A due publish that finds none free waits,
+    /// is counted (`publish.cap_waits`) and fails the verdict: the load was no longer
+    /// offered as scheduled.
+    #[arg(long, default_value_t = 1024)]
+    pub max_in_flight: usize,
+
+    /// Goose hatch rate: publishers started per second (default: all within 10 ms).
     #[arg(long)]
     pub hatch_rate: Option<String>,
 
@@ -213,8 +231,8 @@ pub struct RunArgs {
 
     /// Scheduling policy of the worker processes: `batch` (SCHED_BATCH: a delivery never
     /// preempts the hub on a shared core) or `normal`. See loadgen/README.md.
-    #[arg(long, value_enum, default_value_t = crate::sched::WorkerSched::Batch)]
-    pub worker_sched: crate::sched::WorkerSched,
+    #[arg(long, value_enum, default_value_t = crate::os_priority::WorkerSched::Batch)]
+    pub worker_sched: crate::os_priority::WorkerSched,
 
     /// With `--source-addrs auto`: worker w binds 127.0.0.(base + w). The capacity sweep
     /// moves the base per point, so a point never reuses source ports still in
@@ -244,7 +262,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub seed: Option<u64>,
 
-    /// Latency SLO in ms; the summary says whether p99 met it.
+    /// Latency SLO in ms: p99 of the latency from each publish's scheduled time must be
+    /// under it.
     #[arg(long, default_value_t = 100.0)]
     pub slo_ms: f64,
 

@@ -7,7 +7,7 @@
 //! the accounting owes it everything published meanwhile: no loss is allowed across an
 //! expiry. The other subscribers keep the run's ordinary token.
 
-use crate::clock::now_ns;
+use crate::clock::unix_now_ns;
 use crate::topics::uniform_from;
 use serde::{Deserialize, Serialize};
 
@@ -49,7 +49,7 @@ impl ExpiringTokens {
 
     /// Mints the token for connection `conn` of subscriber `index`, valid from now.
     pub fn mint(&self, index: u64, conn: u64) -> Result<Minted, String> {
-        let exp_s = now_ns() / 1_000_000_000 + self.life_s(index, conn).round() as u64;
+        let exp_s = unix_now_ns() / 1_000_000_000 + self.life_s(index, conn).round() as u64;
         let jwt = crate::jwt::subscriber_until(&self.key, exp_s)?;
         Ok(Minted { jwt, exp_ns: exp_s * 1_000_000_000 })
     }
@@ -89,7 +89,7 @@ mod tests {
     fn mints_exp_claim() {
         let m = t(1.0).mint(3, 0);
         let Ok(m) = m else { panic!("mint failed: {m:?}") };
-        let now = now_ns();
+        let now = unix_now_ns();
         assert!(m.exp_ns >= now + 29_000_000_000 && m.exp_ns <= now + 121_000_000_000);
         assert_eq!(m.jwt.split('.').count(), 3);
         assert!(ended_by_expiry(m.exp_ns, m.exp_ns));

@@ -10,13 +10,15 @@
 //! - [`config`]: CLI flags and the upstream Gatling test's environment variables.
 //! - [`nodes`]: several hub nodes in one run (multi-node hubs): who talks to which node,
 //!   per-node counts.
-//! - [`run`]: the coordinator of one run (phases, Ctrl-C, report).
-//! - [`publisher`]: goose users publishing on an open-model [`schedule`], Zipf
-//!   [`topics`], with the publish log.
+//! - [`run`]: the coordinator of one run, split by phase (plan, workers, publish, merge,
+//!   verdict, report); [`clock`]: the monotonic clock every process shares.
+//! - [`publisher`]: goose users dispatching publishes on an open-model [`arrivals`]
+//!   schedule, Zipf [`topics`], with the publish log.
 //! - [`worker`]: worker processes and their pipe protocol; [`swarm`]: the subscribers one
-//!   worker owns; [`subscriber`]: one SSE connection with lifetime and reconnection;
-//!   [`sse`]: the event-stream parser; [`payload`]: the stamp in each update; [`sched`]: the
-//!   workers' scheduling policy (no wakeup preemption of the hub on shared cores).
+//!   worker owns; [`shard`]: the state and types they share; [`subscriber`]: one SSE
+//!   connection with lifetime and reconnection; [`sse`]: the event-stream parser;
+//!   [`payload`]: the stamp in each update; [`os_priority`]: the workers' scheduling
+//!   policy (no wakeup preemption of the hub on shared cores).
 //! - [`seqset`] and [`accounting`]: exact expected/delivered/lost bookkeeping.
 //! - [`histo`]: latency histograms; [`hubstats`]: hub RSS/CPU/fds sampling;
 //!   [`progress`]: the live terminal line; [`report`]: the JSON report and summary.
@@ -28,12 +30,16 @@
 //!   `h2-cpu` binary).
 //!
 //! # The path of one update
-//! goose user claims publish `i` → waits for its due time → locks topic `k` → stamps
-//! `{run, k, seq, t}` → POST → logs `(start, ack, outcome)` → the hub fans out → each
-//! worker's subscriber parses the SSE event → latency into the worker's histogram, `seq`
-//! into the session's `SeqSet` → at the end, sessions are tallied against the log.
+//! goose user claims publish `i` → waits for its due time → takes an in-flight slot →
+//! under topic `k`'s log lock, takes `seq` and the send time `t` → stamps
+//! `{run, k, seq, t, late}` → POST on a task of its own (the user claims the next one) →
+//! logs `(start, ack, outcome)` → the hub fans out → each worker's subscriber parses the
+//! SSE event → latency from the schedule (`t − late`) and from the send into the worker's
+//! histograms, `seq` into the session's `SeqSet` → at the end, sessions are tallied against
+//! the log and [`run`] judges the run.
 
 pub mod accounting;
+pub mod arrivals;
 pub mod capacity;
 pub mod clock;
 pub mod config;
@@ -44,14 +50,14 @@ pub mod http;
 pub mod hubstats;
 pub mod jwt;
 pub mod nodes;
+pub mod os_priority;
 pub mod payload;
 pub mod progress;
 pub mod publisher;
 pub mod report;
 pub mod run;
-pub mod sched;
-pub mod schedule;
 pub mod seqset;
+pub mod shard;
 pub mod soak;
 pub mod sse;
 pub mod stuck;

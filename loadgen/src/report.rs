@@ -1,8 +1,13 @@
 //! The run report: a JSON document with a stable, documented schema
-//! (`mercure-loadgen/report/v1`, see `loadgen/README.md`), and its human summary.
+//! (`mercure-loadgen/report/v2`, see `loadgen/README.md`), and its human summary.
 //!
-//! Compatibility rule for the schema: fields are only ever added within `v1`; a
-//! renamed or removed field or a changed meaning bumps the version.
+//! Compatibility rule for the schema: fields are only ever added within a version; a
+//! renamed or removed field or a changed meaning bumps it. v2 (issue 13): `latency_ms` is
+//! measured from each publish's scheduled time (v1: from its send time, now
+//! `latency_from_send_ms`); `delivery.out_of_order` counts only arrivals after a publish
+//! sent once they had been acknowledged (v1: any arrival below a higher sequence number);
+//! the verdict has more checks and lists its failures; times in the publish log are
+//! monotonic.
 
 use crate::accounting::Tally;
 use crate::histo::Summary;
@@ -12,10 +17,10 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 /// Schema identifier written in every report.
-pub const SCHEMA: &str = "mercure-loadgen/report/v1";
+pub const SCHEMA: &str = "mercure-loadgen/report/v2";
 
 /// The whole report.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
     /// Always [`SCHEMA`].
     pub schema: String,
@@ -37,9 +42,17 @@ pub struct Report {
     pub publish: Publish,
     /// Delivery accounting.
     pub delivery: Delivery,
-    /// Publish→receive latency, ms (updates published while the receiving connection
-    /// was up; replays excluded).
+    /// Latency from each publish's scheduled time to its receipt, ms (updates published
+    /// while the receiving connection was up; replays excluded). The primary figure: it
+    /// counts the time a publish waited to be sent.
     pub latency_ms: Summary,
+    /// Latency from each publish's actual send time to its receipt, ms (same samples).
+    #[serde(default)]
+    pub latency_from_send_ms: Summary,
+    /// CPU and memory per delivery over the publish phase (publishing start to the end of
+    /// the settle), when the hub's resources were sampled.
+    #[serde(default)]
+    pub per_delivery: Option<PerDelivery>,
     /// Hub resources, when `--hub-pid` or `--hub-metrics-url` was given.
     pub hub: Option<HubStats>,
     /// The verdict against the SLO.
@@ -74,6 +87,33 @@ pub struct LoadgenCpu {
     pub coordinator_cpu_s: f64,
 }
 
+/// CPU per delivery and memory per subscriber, measured between two snapshots: when
+/// publishing starts (every initial subscriber connected) and when the settle ends.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PerDelivery {
+    /// Seconds between the snapshots.
+    pub window_s: f64,
+    /// Events the subscribers read in the window.
+    pub events: u64,
+    /// Hub CPU seconds in the window (all hub processes), from `/proc/<pid>/stat` or the
+    /// metrics endpoint.
+    pub hub_cpu_s: f64,
+    /// `hub_cpu_s / events`, µs.
+    pub hub_us_per_delivery: f64,
+    /// Worker processes' CPU seconds in the window (the SSE swarm).
+    pub loadgen_workers_cpu_s: f64,
+    /// The coordinator's CPU seconds in the window (publishers, progress).
+    pub loadgen_coordinator_cpu_s: f64,
+    /// `(workers + coordinator) / events`, µs: the load generator's own cost.
+    pub loadgen_us_per_delivery: f64,
+    /// Hub RSS when publishing started (all initial subscribers held), bytes.
+    pub hub_rss_connected_bytes: u64,
+    /// Hub RSS before any subscriber connected, bytes.
+    pub hub_rss_baseline_bytes: u64,
+    /// Connections held when publishing started.
+    pub held_connected: u64,
+}
+
 /// The run's configuration, echoed.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ConfigEcho {
@@ -95,6 +135,9 @@ pub struct ConfigEcho {
     pub private_updates: bool,
     /// Subscribers authenticate with a JWT (`header`, `cookie`) or not (`none`).
     pub subscriber_auth: String,
+    /// Share of the subscribers that present no token anyway (v2).
+    #[serde(default)]
+    pub anonymous_share: f64,
     /// Payload size, bytes.
     pub payload_size: usize,
     /// Publish rate ramp, per second.
@@ -119,6 +162,12 @@ pub struct ConfigEcho {
     pub on_drop: String,
     /// Goose users.
     pub publishers: usize,
+    /// `uniform` or `poisson` arrivals (v2).
+    #[serde(default)]
+    pub arrivals: String,
+    /// Most publish POSTs outstanding at once (v2).
+    #[serde(default)]
+    pub max_in_flight: usize,
     /// Worker processes.
     pub workers: u32,
     /// Their scheduling policy, `batch` or `normal` (added in v1.2; older reports ran `normal`).
@@ -192,14 +241,25 @@ pub struct Publish {
     pub rejected: u64,
     /// No answer (timeout, connection error).
     pub unknown: u64,
+    /// Due publishes never sent (the run was stopping).
+    #[serde(default)]
+    pub skipped: u64,
     /// Publishes per second the schedule offered (scheduled / publish duration).
     #[serde(default)]
     pub offered_per_s: f64,
-    /// Accepted per second of the publish phase.
+    /// Accepted per second of the publish phase (the schedule's span, or from its origin
+    /// to the last acknowledgement if that was longer).
     pub rate_per_s: f64,
+    /// Most POSTs outstanding at once.
+    #[serde(default)]
+    pub in_flight_max: u64,
+    /// Publishes that found `--max-in-flight` POSTs outstanding and waited.
+    #[serde(default)]
+    pub cap_waits: u64,
     /// POST round trip, ms.
     pub response_ms: Summary,
-    /// How late publishes left against their schedule, ms.
+    /// How late publishes left against their schedule, ms (the dispatcher's own delay:
+    /// timer granularity, CPU, the in-flight cap).
     pub lag_ms: Summary,
 }
 
@@ -219,24 +279,68 @@ pub struct Delivery {
     pub replayed: u64,
     /// `delivered / publish phase seconds`.
     pub deliveries_per_s: f64,
+    /// Subscribers whose sessions were tallied (v2).
+    #[serde(default)]
+    pub tallied_subscribers: u64,
+    /// Subscribers requested but not tallied: their task panicked, or their worker
+    /// process vanished (v2).
+    #[serde(default)]
+    pub untallied_subscribers: u64,
 }
 
-/// Pass/fail against the SLO.
+/// Pass/fail: every check, and each failed one with its count and an example.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Verdict {
-    /// p99 under the SLO.
+    /// p99 of the latency from the schedule under the SLO (and at least one sample).
     pub p99_within_slo: bool,
-    /// Nothing lost (and something expected).
+    /// Nothing lost.
     pub zero_loss: bool,
+    /// No publish received twice in a session.
+    #[serde(default)]
+    pub no_duplicates: bool,
+    /// No arrival after a publish sent once it had been acknowledged.
+    #[serde(default)]
+    pub in_order: bool,
+    /// Nothing received that was not owed (a leaked private update, a rejected publish, a
+    /// publish from outside the session or on another topic).
+    #[serde(default)]
+    pub no_unexpected: bool,
+    /// Every publish answered 200 (none rejected, none without an answer).
+    #[serde(default)]
+    pub publishes_accepted: bool,
+    /// Every due publish was sent when due: none waited for the in-flight cap, none skipped.
+    #[serde(default)]
+    pub on_schedule: bool,
+    /// Every requested subscriber's sessions were tallied.
+    #[serde(default)]
+    pub all_tallied: bool,
     /// Every requested initial subscriber held, and none never connected (connect
     /// errors recovered by a retry are reported but do not fail this).
     pub all_connected: bool,
-    /// The hub absorbed at least 95 % of the offered publish rate (publishes on a topic
-    /// are serialized, so a hub whose POST takes longer than 1/rate falls behind).
+    /// The hub answered publishes at the pace they were offered: the last answer came no
+    /// later than `rate_tolerance` of the schedule's length after it ended (rejected and
+    /// unanswered publishes have their own checks).
     #[serde(default)]
     pub rate_met: bool,
-    /// All four.
+    /// The share of the offered rate that may be missing (see `run/verdict.rs`).
+    #[serde(default)]
+    pub rate_tolerance: f64,
+    /// All of the above.
     pub pass: bool,
+    /// The checks that failed, in the order above.
+    #[serde(default)]
+    pub failures: Vec<Failure>,
+}
+
+/// One failed check.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    /// Which check (`loss`, `duplicates`, `out_of_order`, `unexpected`, …).
+    pub check: String,
+    /// How many (events, publishes or subscribers; for `p99` and `rate`, 1).
+    pub count: u64,
+    /// One instance, or the numbers that failed.
+    pub example: String,
 }
 
 fn n(v: u64) -> String {
@@ -303,15 +407,17 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "published    {} accepted / {} scheduled  ({} rejected, {} unknown)  {:.1}/s of {:.1}/s offered  POST p99 {:.2} ms  lag p99 {:.2} ms",
+            "published    {} accepted / {} scheduled  ({} rejected, {} unknown, {} skipped)  {:.1}/s of {:.1}/s offered  POST p99 {:.2} ms  lag p99 {:.2} ms  in flight max {}",
             n(p.accepted),
             n(p.scheduled),
             n(p.rejected),
             n(p.unknown),
+            n(p.skipped),
             p.rate_per_s,
             p.offered_per_s,
             p.response_ms.p99,
-            p.lag_ms.p99
+            p.lag_ms.p99,
+            n(p.in_flight_max)
         );
         let _ = writeln!(
             s,
@@ -325,23 +431,31 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "             ambiguous {}  unexpected {}  replayed {}  foreign {}  sessions with loss {}",
+            "             ambiguous {}  unexpected {}  reordered in flight {}  replayed {}  foreign {}  sessions with loss {}  untallied subscribers {}",
             n(d.tally.ambiguous),
             n(d.tally.unexpected),
+            n(d.tally.reordered_concurrent),
             n(d.replayed),
             n(d.foreign),
-            n(d.tally.sessions_with_loss)
+            n(d.tally.sessions_with_loss),
+            n(d.untallied_subscribers)
         );
         let _ = writeln!(s, "throughput   {:.0} deliveries/s", d.deliveries_per_s);
         let _ = writeln!(
             s,
-            "latency      p50 {:.2} ms  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}  ({} samples)",
+            "latency      from schedule p50 {:.2} ms  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}  ({} samples)",
             l.p50,
             l.p90,
             l.p99,
             l.p999,
             l.max,
             n(l.count)
+        );
+        let ls = &self.latency_from_send_ms;
+        let _ = writeln!(
+            s,
+            "             from send     p50 {:.2} ms  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+            ls.p50, ls.p90, ls.p99, ls.p999, ls.max
         );
         if let Some(h) = &self.hub {
             let _ = writeln!(
@@ -353,6 +467,18 @@ impl Report {
                 h.cpu_seconds,
                 h.cpu_seconds_publishing,
                 n(h.fds_max)
+            );
+        }
+        if let Some(pd) = &self.per_delivery {
+            let _ = writeln!(
+                s,
+                "per delivery hub {:.2} µs CPU  loadgen {:.2} µs CPU  ({} events in {:.1} s)  hub RSS with {} held {}",
+                pd.hub_us_per_delivery,
+                pd.loadgen_us_per_delivery,
+                n(pd.events),
+                pd.window_s,
+                n(pd.held_connected),
+                mib(pd.hub_rss_connected_bytes)
             );
         }
         if let Some(l) = &self.loadgen {
@@ -396,14 +522,25 @@ impl Report {
         let v = &self.verdict;
         let _ = writeln!(
             s,
-            "verdict      {}  (p99 < {} ms: {}, zero loss: {}, all connected: {}, offered rate met: {})",
+            "verdict      {}  (p99 from schedule < {} ms: {}, zero loss: {}, no duplicates: {}, in order: {}, \
+             nothing unexpected: {}, publishes accepted: {}, on schedule: {}, all tallied: {}, all connected: {}, \
+             offered rate met: {})",
             if v.pass { "PASS" } else { "FAIL" },
             self.config.slo_ms,
             v.p99_within_slo,
             v.zero_loss,
+            v.no_duplicates,
+            v.in_order,
+            v.no_unexpected,
+            v.publishes_accepted,
+            v.on_schedule,
+            v.all_tallied,
             v.all_connected,
             v.rate_met
         );
+        for f in &v.failures {
+            let _ = writeln!(s, "  failed     {} ({}): {}", f.check, n(f.count), f.example);
+        }
         s
     }
 }

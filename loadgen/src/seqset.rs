@@ -6,7 +6,16 @@
 //!
 //! Definitions (per session, per topic):
 //! - *duplicate*: a sequence number already in the set arrives again;
-//! - *out of order*: a new sequence number arrives that is below the highest one received.
+//! - *late arrival*: a new sequence number arrives below the highest one received. Whether
+//!   that is a fault depends on the publish log, which the set does not have: publishes in
+//!   flight together may arrive in either order, but one acknowledged before the other was
+//!   sent must arrive first. So each late arrival is kept as `(seq, highest received then)`
+//!   and judged at tally time ([`crate::accounting`]); the highest one received is the
+//!   strongest witness, because send times grow with sequence numbers.
+//!
+//! Memory: a late arrival costs 16 bytes, kept only while the caller's budget allows (the
+//! worker shares one budget among its sessions); one that could not be kept is counted in
+//! `late_unkept` and judged out of order, never silently passed.
 
 /// Received sequence numbers of one topic in one session.
 #[derive(Debug, Default, Clone)]
@@ -15,8 +24,12 @@ pub struct SeqSet {
     ranges: Vec<(u64, u64)>,
     /// Repeated arrivals.
     pub duplicates: u64,
-    /// New arrivals below the maximum already received.
-    pub out_of_order: u64,
+    /// The first repeated sequence number, for the report's example.
+    pub first_duplicate: Option<u64>,
+    /// Late arrivals, `(seq, highest seq received before it)`, in arrival order.
+    late: Vec<(u64, u64)>,
+    /// Late arrivals that were not kept (the budget was spent).
+    pub late_unkept: u64,
 }
 
 impl SeqSet {
@@ -25,8 +38,15 @@ impl SeqSet {
         Self::default()
     }
 
-    /// Records an arrival; returns `false` if it was a duplicate.
+    /// Records an arrival, keeping a late arrival's pair (unlimited budget); returns
+    /// `false` if it was a duplicate.
     pub fn insert(&mut self, s: u64) -> bool {
+        self.insert_with(s, &mut || true)
+    }
+
+    /// Records an arrival; a late arrival's pair is kept only if `keep_late()` says so
+    /// (called once per late arrival). Returns `false` if it was a duplicate.
+    pub fn insert_with(&mut self, s: u64, keep_late: &mut dyn FnMut() -> bool) -> bool {
         // Fast path: extends the last range.
         if let Some(last) = self.ranges.last_mut() {
             if s == last.1.wrapping_add(1) && last.1 != u64::MAX {
@@ -47,9 +67,15 @@ impl SeqSet {
             && r.0 <= s
         {
             self.duplicates += 1;
+            self.first_duplicate.get_or_insert(s);
             return false;
         }
-        self.out_of_order += 1;
+        let max = self.ranges.last().map_or(s, |r| r.1);
+        if keep_late() {
+            self.late.push((s, max));
+        } else {
+            self.late_unkept += 1;
+        }
         // Insert s before ranges[i], merging with neighbours.
         let joins_prev = i > 0 && self.ranges[i - 1].1 + 1 == s;
         let joins_next = self.ranges.get(i).is_some_and(|r| r.0 == s + 1);
@@ -95,6 +121,22 @@ impl SeqSet {
     pub fn ranges(&self) -> &[(u64, u64)] {
         &self.ranges
     }
+
+    /// Whether `s` was received.
+    pub fn contains(&self, s: u64) -> bool {
+        let i = self.ranges.partition_point(|r| r.1 < s);
+        self.ranges.get(i).is_some_and(|r| r.0 <= s)
+    }
+
+    /// The kept late arrivals, `(seq, highest seq received before it)`.
+    pub fn late(&self) -> &[(u64, u64)] {
+        &self.late
+    }
+
+    /// Every late arrival, kept or not.
+    pub fn late_count(&self) -> u64 {
+        self.late.len() as u64 + self.late_unkept
+    }
 }
 
 #[cfg(test)]
@@ -108,7 +150,7 @@ mod tests {
             assert!(s.insert(i));
         }
         assert_eq!(s.ranges(), &[(0, 999)]);
-        assert_eq!((s.duplicates, s.out_of_order), (0, 0));
+        assert_eq!((s.duplicates, s.late_count()), (0, 0));
     }
 
     #[test]
@@ -119,10 +161,29 @@ mod tests {
         }
         assert_eq!(s.ranges(), &[(0, 6), (9, 9)]);
         assert_eq!(s.duplicates, 2);
-        assert_eq!(s.out_of_order, 2); // 3 and 4 arrived after 6
+        assert_eq!(s.first_duplicate, Some(3));
+        // 3 and 4 arrived after 6, each kept with the highest seen before it.
+        assert_eq!(s.late(), &[(3, 6), (4, 9)]);
+        assert!(s.contains(4) && s.contains(9) && !s.contains(7) && !s.contains(10));
         assert_eq!(s.len(), 8);
         assert_eq!(s.count_in(2, 9), 6);
         assert_eq!(s.count_in(7, 8), 0);
         assert_eq!(s.count_in(5, 3), 0);
+    }
+
+    #[test]
+    fn late_pairs_beyond_the_budget_are_counted_not_kept() {
+        let mut s = SeqSet::new();
+        let mut budget = 1u32;
+        let mut keep = || {
+            let ok = budget > 0;
+            budget = budget.saturating_sub(1);
+            ok
+        };
+        for i in [5, 1, 2, 3] {
+            s.insert_with(i, &mut keep);
+        }
+        assert_eq!(s.late(), &[(1, 5)]);
+        assert_eq!((s.late_unkept, s.late_count()), (2, 3));
     }
 }

@@ -20,7 +20,7 @@
 //! With several hub nodes stuck consumer `k` talks to node `k mod N`, like subscribers.
 
 use crate::nodes::NodeAddr;
-use crate::swarm::Shard;
+use crate::shard::Shard;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::rc::Rc;

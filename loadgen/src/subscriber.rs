@@ -8,9 +8,10 @@
 //! `Last-Event-ID`: same session, replay owed); when the hub drops it, `resume`,
 //! `reconnect` or `stop`.
 //!
-//! Per event it decodes the payload stamp, records publish→receive latency in the
-//! worker's histogram (only for updates published while this connection was up: replays
-//! are counted, not timed) and inserts the sequence number in the session's
+//! Per event it decodes the payload stamp, records latency in the worker's histograms,
+//! from the publish's scheduled time and from its send time (only for updates published
+//! while this connection was up: replays are counted, not timed; both ends read the
+//! host's monotonic clock, [`crate::clock`]), and inserts the sequence number in the session's
 //! [`SeqSet`](crate::seqset::SeqSet). All shared state lives in the single-threaded
 //! worker's [`Shard`], borrowed briefly and never across an `.await`.
 //!
@@ -18,11 +19,11 @@
 //! ([`crate::nodes::subscriber_node`]); its counters go to that node as well.
 
 use crate::accounting::SessionRecord;
-use crate::clock::now_ns;
+use crate::clock::mono_ns;
 use crate::nodes::NodeAddr;
 use crate::payload;
+use crate::shard::{AuthVia, DropAction, EndAction, Shard};
 use crate::sse::Parser;
-use crate::swarm::{DropAction, EndAction, Shard};
 use crate::topics::Selector;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
@@ -94,16 +95,18 @@ pub async fn run(
     let mut failures = 0u32;
     // Short-lived tokens (soak): a fresh one per connection, so the hub ends the
     // stream at its expiry and the reconnection (with Last-Event-ID) must lose nothing.
-    let expiring = shard.cfg.expiring.as_ref().filter(|e| e.applies(index));
+    let anonymous = shard.cfg.anonymous(index);
+    let expiring = shard.cfg.expiring.as_ref().filter(|e| !anonymous && e.applies(index));
     let mut conn_no = 0u64;
     loop {
         if *stop.borrow() {
-            end_session(&mut sessions, fresh, now_ns(), grace);
+            end_session(&mut sessions, fresh, mono_ns(), grace);
             break;
         }
         let minted = expiring.and_then(|e| e.mint(index, conn_no).ok());
         conn_no += 1;
-        let jwt = minted.as_ref().map(|m| m.jwt.as_str()).or(shard.cfg.subscriber_jwt.as_deref());
+        let jwt =
+            minted.as_ref().map(|m| m.jwt.as_str()).or(shard.cfg.subscriber_jwt.as_deref()).filter(|_| !anonymous);
         let connected = tokio::select! {
             c = connect(&shard, node, addr, &selector, jwt, if resume { last_id.as_deref() } else { None }) => c,
             _ = stop.wait_for(|s| *s) => {
@@ -136,7 +139,7 @@ pub async fn run(
                 continue;
             }
         };
-        let connected_at = now_ns();
+        let connected_at = mono_ns();
         if sessions.is_empty() {
             shard.first_connect(initial);
         }
@@ -204,7 +207,7 @@ pub async fn run(
         }
         drop(body);
         drop(conn);
-        let closed_at = now_ns();
+        let closed_at = mono_ns();
         shard.disconnected(node);
         match ended {
             Ended::Stop => {
@@ -234,7 +237,10 @@ pub async fn run(
             }
             Ended::Dropped => {
                 shard.dropped(node);
-                if minted.as_ref().is_some_and(|m| crate::expiring::ended_by_expiry(closed_at, m.exp_ns)) {
+                if minted
+                    .as_ref()
+                    .is_some_and(|m| crate::expiring::ended_by_expiry(crate::clock::unix_now_ns(), m.exp_ns))
+                {
                     shard.token_expired();
                 }
                 match shard.cfg.on_drop {
@@ -280,7 +286,7 @@ async fn intended_end(stop: &mut tokio::sync::watch::Receiver<bool>, deadline: O
         _ = stop.wait_for(|s| *s) => {}
         _ = sleep_until(deadline.unwrap_or_else(far_future)) => {}
     }
-    now_ns()
+    mono_ns()
 }
 
 fn far_future() -> Instant {
@@ -292,7 +298,7 @@ fn backoff(base_ms: u64, failures: u32) -> Duration {
 }
 
 fn on_event(shard: &Shard, node: usize, session: &mut SessionRecord, connected_at: u64, data: &[u8]) {
-    let now = now_ns();
+    let now = mono_ns();
     let mut live = shard.live.borrow_mut();
     live.p.events += 1;
     if let Some(c) = live.p.nodes.get_mut(node) {
@@ -307,13 +313,17 @@ fn on_event(shard: &Shard, node: usize, session: &mut SessionRecord, connected_a
         return;
     }
     if stamp.sent_ns >= connected_at {
-        let us = now.saturating_sub(stamp.sent_ns) / 1000;
-        crate::histo::record(&mut live.hist, us);
+        crate::histo::record(&mut live.hist, now.saturating_sub(stamp.due_ns()) / 1000);
+        crate::histo::record(&mut live.hist_send, now.saturating_sub(stamp.sent_ns) / 1000);
     } else {
         live.p.replayed += 1;
     }
-    drop(live);
-    session.received.entry(stamp.topic).or_default().insert(stamp.seq);
+    let set = session.received.entry(stamp.topic).or_default();
+    set.insert_with(stamp.seq, &mut || {
+        let keep = live.late_budget > 0;
+        live.late_budget = live.late_budget.saturating_sub(1);
+        keep
+    });
 }
 
 /// Opens the SSE stream: TCP connect (from the worker's source address), HTTP/1.1
@@ -392,14 +402,4 @@ fn io_kind(what: &str, e: &std::io::Error) -> String {
         Some(111) => format!("{what}: refused"),
         _ => format!("{what}: {:?}", e.kind()),
     }
-}
-
-/// How the subscriber JWT is presented.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthVia {
-    /// `Authorization: Bearer <jwt>`.
-    Header,
-    /// `Cookie: mercureAuthorization=<jwt>`.
-    Cookie,
 }

@@ -17,111 +17,20 @@
 //! With several hub nodes ([`crate::nodes`]) subscriber `g` connects to node `g mod N`;
 //! the shard keeps its counters per node as well as in total, and tallies per node too.
 
-use crate::accounting::{IndexedTopic, PublishLog, Tally, tally_session};
+use crate::accounting::{Examples, IndexedTopic, Judge, PublishLog, Tally, session_examples, tally_session};
 use crate::histo;
-use crate::nodes::{NodeAddr, NodeCounters};
-use crate::schedule::Ramp;
-use crate::subscriber::{self, AuthVia, SubscriberResult};
-use crate::topics::{SelectorKind, TopicSpace, uniform_from};
-use hdrhistogram::Histogram;
+use crate::nodes::NodeCounters;
+use crate::shard::{Live, Progress, Shard, SwarmConfig};
+use crate::subscriber::{self, SubscriberResult};
+use crate::topics::uniform_from;
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-
-/// What a subscriber does when its lifetime ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum EndAction {
-    /// Leave (the upstream Gatling test's behaviour).
-    Close,
-    /// Reconnect afresh, without `Last-Event-ID`: a new session.
-    Reconnect,
-    /// Reconnect with `Last-Event-ID`: the hub owes a replay of what was missed.
-    Resume,
-}
-
-/// What a subscriber does when the hub ends its stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum DropAction {
-    /// Reconnect with `Last-Event-ID` (what browsers' `EventSource` does).
-    Resume,
-    /// Reconnect afresh.
-    Reconnect,
-    /// Stay disconnected: everything published afterwards is counted as lost.
-    Stop,
-}
-
-/// Everything a worker needs, sent by the coordinator as the first control message.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SwarmConfig {
-    /// This worker's number and the number of workers.
-    pub worker: u32,
-    /// Number of workers.
-    pub workers: u32,
-    /// The hub nodes, in `--hub-url` order (one for a single hub).
-    pub nodes: Vec<NodeAddr>,
-    /// Source address to bind, if any.
-    pub source_addr: Option<IpAddr>,
-    /// Run id carried in payloads.
-    pub run_id: String,
-    /// Topic space and selector kind.
-    pub topics: TopicSpace,
-    /// Selector kind.
-    pub selector: SelectorKind,
-    /// Subscriber JWT, if subscribers authenticate.
-    pub subscriber_jwt: Option<String>,
-    /// How the JWT is presented.
-    pub auth_via: AuthVia,
-    /// Whether the run publishes private updates.
-    pub private: bool,
-    /// Initial subscribers, all workers together.
-    pub initial_total: u64,
-    /// Initial connection ramp, connections per second, all workers together.
-    pub connect_rate: f64,
-    /// Arrivals after `Start`, all workers together.
-    pub arrivals: Ramp,
-    /// Subscriber lifetime in seconds (0 = until the run stops).
-    pub lifetime_s: f64,
-    /// Draw each lifetime uniformly in `[0, lifetime_s)`.
-    pub random_lifetime: bool,
-    /// At lifetime end.
-    pub lifetime_end: EndAction,
-    /// When the hub drops a subscriber.
-    pub on_drop: DropAction,
-    /// Reconnection delay when the hub sent no `retry:`, ms.
-    pub reconnect_delay_ms: u64,
-    /// Connection attempts given up after this many consecutive failures.
-    pub connect_retries: u32,
-    /// Connect + headers timeout, ms.
-    pub connect_timeout_ms: u64,
-    /// Grace subtracted from client-side closes, ns (see [`crate::accounting`]).
-    pub settle_ns: u64,
-    /// Seed for lifetimes.
-    pub seed: u64,
-    /// Slow-consumer model: after this many events on a connection, stop reading.
-    pub stall_after: Option<u64>,
-    /// For how long, ms (once per connection).
-    pub stall_ms: u64,
-    /// Scheduling policy of this worker's runtime thread.
-    #[serde(default)]
-    pub sched: crate::sched::WorkerSched,
-    /// Shortest random lifetime, seconds (lifetimes are drawn in `[min, lifetime_s)`).
-    #[serde(default)]
-    pub min_lifetime_s: f64,
-    /// Short-lived tokens for a share of the subscribers (soak).
-    #[serde(default)]
-    pub expiring: Option<crate::expiring::ExpiringTokens>,
-    /// Stuck consumers owned by all workers together (soak).
-    #[serde(default)]
-    pub stuck: Option<crate::stuck::StuckConfig>,
-}
 
 /// Coordinator → worker.
 #[derive(Debug, Serialize, Deserialize)]
@@ -142,7 +51,7 @@ pub enum Control {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum WorkerMsg {
     /// Periodic snapshot.
-    Progress(Progress),
+    Progress(Box<Progress>),
     /// Last message.
     Final(Box<ShardFinal>),
     /// The worker could not run.
@@ -150,69 +59,6 @@ pub enum WorkerMsg {
         /// Why.
         error: String,
     },
-}
-
-/// Live counters of a shard (cumulative).
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Progress {
-    /// Connections open now.
-    pub held: u64,
-    /// Most connections open at once.
-    pub peak_held: u64,
-    /// Initial subscribers that connected at least once.
-    pub initial_connected: u64,
-    /// Initial subscribers that gave up without ever connecting.
-    pub initial_failed: u64,
-    /// Connection attempts.
-    pub connect_attempts: u64,
-    /// Successful connections.
-    pub connects: u64,
-    /// Failed connection attempts.
-    pub connect_errors: u64,
-    /// Streams ended by the hub.
-    pub drops: u64,
-    /// Reconnections (after a drop or a lifetime end).
-    pub reconnects: u64,
-    /// Subscriptions the hub had not answered (no response headers) when the run stopped.
-    #[serde(default)]
-    pub pending_at_stop: u64,
-    /// Events received (ours or not).
-    pub events: u64,
-    /// Events that were not this run's.
-    pub foreign: u64,
-    /// Our events published before the connection that received them (replays).
-    pub replayed: u64,
-    /// Cumulative latency histogram (µs), [`histo::to_hex`].
-    pub hist: String,
-    /// Connections closed (by either side) after they were established; with
-    /// `connects` it gives the churn between two snapshots.
-    #[serde(default)]
-    pub disconnects: u64,
-    /// Streams the hub ended at (or after) the connection's token expiry.
-    #[serde(default)]
-    pub token_expiries: u64,
-    /// Stuck consumers connecting or connected now (not yet seen closed by us).
-    #[serde(default)]
-    pub stuck_open: u64,
-    /// Stuck-consumer connections made.
-    #[serde(default)]
-    pub stuck_cycles: u64,
-    /// Stuck consumers the hub ended (seen as end of stream once we read again).
-    #[serde(default)]
-    pub stuck_evicted: u64,
-    /// Of `stuck_evicted`, those whose end was a reset rather than an end of stream (the
-    /// hub's kernel dropped the connection, e.g. on `TCP_USER_TIMEOUT`).
-    #[serde(default)]
-    pub stuck_reset: u64,
-    /// Stuck consumers still streaming after the hold and the drain: not evicted.
-    #[serde(default)]
-    pub stuck_not_evicted: u64,
-    /// Stuck-consumer connection attempts that failed.
-    #[serde(default)]
-    pub stuck_errors: u64,
-    /// The connection counters per hub node (index = position in `--hub-url`).
-    #[serde(default)]
-    pub nodes: Vec<NodeCounters>,
 }
 
 /// A shard's final report.
@@ -226,6 +72,19 @@ pub struct ShardFinal {
     pub tally: Tally,
     /// Subscribers started.
     pub subscribers: u64,
+    /// Subscribers whose sessions were tallied (their task ended and handed them back).
+    #[serde(default)]
+    pub tallied: u64,
+    /// Subscribers started but not tallied (their task panicked or vanished), and why
+    /// for the first one.
+    #[serde(default)]
+    pub untallied: u64,
+    /// See `untallied`.
+    #[serde(default)]
+    pub untallied_example: Option<String>,
+    /// One example of each delivery fault the shard's sessions show.
+    #[serde(default)]
+    pub examples: Examples,
     /// Subscribers that never connected.
     pub never_connected: u64,
     /// Delivery accounting per hub node (of the sessions of its subscribers).
@@ -233,107 +92,45 @@ pub struct ShardFinal {
     pub node_tallies: Vec<Tally>,
 }
 
-/// Live state shared by the shard's subscribers.
-#[derive(Debug)]
-pub struct Live {
-    /// Counters.
-    pub p: Progress,
-    /// Latency histogram, µs.
-    pub hist: Histogram<u64>,
-    /// Connection errors by kind.
-    pub error_kinds: BTreeMap<String, u64>,
+/// Late arrivals a shard keeps for judging the order at tally time, all its sessions
+/// together (16 bytes each: 64 MiB). Beyond it a late arrival is counted out of order
+/// without being judged (see [`crate::seqset`]), so the budget can only make a verdict
+/// stricter. A correct hub produces late arrivals only among publishes of one topic in
+/// flight together, a small share of them.
+pub const LATE_BUDGET: u64 = 4 << 20;
+
+/// Subscriber tasks' results, and the ones that did not hand theirs back.
+#[derive(Debug, Default)]
+struct Results {
+    done: Vec<SubscriberResult>,
+    untallied: u64,
+    untallied_example: Option<String>,
 }
 
-/// The shard: configuration and live state, shared by its subscriber tasks.
-#[derive(Debug)]
-pub struct Shard {
-    /// Configuration.
-    pub cfg: SwarmConfig,
-    /// Counters and histogram. `RefCell`: the shard is single-threaded; borrows are
-    /// short and never held across `.await`.
-    pub live: RefCell<Live>,
-    /// Becomes `true` when the run stops.
-    pub stop: watch::Receiver<bool>,
-}
-
-impl Shard {
-    /// The node subscriber (or stuck consumer) `g` talks to, and its address.
-    pub(crate) fn node(&self, g: u64) -> Option<(usize, &NodeAddr)> {
-        let i = crate::nodes::subscriber_node(g, self.cfg.nodes.len());
-        self.cfg.nodes.get(i).map(|a| (i, a))
-    }
-    /// Updates node `node`'s counters (no-op for an unknown node).
-    pub(crate) fn on_node(&self, node: usize, f: impl FnOnce(&mut NodeCounters)) {
-        if let Some(c) = self.live.borrow_mut().p.nodes.get_mut(node) {
-            f(c);
+impl Results {
+    /// Takes one finished task: its result, or the reason it has none (a panic, or a task
+    /// cancelled), which leaves its subscriber untallied.
+    fn take(&mut self, joined: Result<SubscriberResult, tokio::task::JoinError>) {
+        match joined {
+            Ok(r) => self.done.push(r),
+            Err(e) => {
+                self.untallied += 1;
+                if self.untallied_example.is_none() {
+                    let why = if e.is_panic() {
+                        let p = e.into_panic();
+                        let msg = p
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_string())
+                            .or_else(|| p.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "non-text panic".into());
+                        format!("a subscriber task panicked: {msg}")
+                    } else {
+                        "a subscriber task was cancelled".to_string()
+                    };
+                    self.untallied_example = Some(why);
+                }
+            }
         }
-    }
-    pub(crate) fn attempt(&self, node: usize) {
-        self.live.borrow_mut().p.connect_attempts += 1;
-        self.on_node(node, |c| c.connect_attempts += 1);
-    }
-    pub(crate) fn connect_failed(&self, node: usize, kind: &str) {
-        let mut l = self.live.borrow_mut();
-        l.p.connect_errors += 1;
-        *l.error_kinds.entry(kind.to_string()).or_default() += 1;
-        drop(l);
-        self.on_node(node, |c| c.connect_errors += 1);
-    }
-    pub(crate) fn connected(&self, node: usize) {
-        let mut l = self.live.borrow_mut();
-        l.p.connects += 1;
-        l.p.held += 1;
-        l.p.peak_held = l.p.peak_held.max(l.p.held);
-        drop(l);
-        self.on_node(node, |c| {
-            c.connects += 1;
-            c.held += 1;
-            c.peak_held = c.peak_held.max(c.held);
-        });
-    }
-    pub(crate) fn first_connect(&self, initial: bool) {
-        if initial {
-            self.live.borrow_mut().p.initial_connected += 1;
-        }
-    }
-    pub(crate) fn gave_up(&self, initial: bool) {
-        if initial {
-            self.live.borrow_mut().p.initial_failed += 1;
-        }
-    }
-    pub(crate) fn disconnected(&self, node: usize) {
-        let mut l = self.live.borrow_mut();
-        l.p.held = l.p.held.saturating_sub(1);
-        l.p.disconnects += 1;
-        drop(l);
-        self.on_node(node, |c| {
-            c.held = c.held.saturating_sub(1);
-            c.disconnects += 1;
-        });
-    }
-    pub(crate) fn token_expired(&self) {
-        self.live.borrow_mut().p.token_expiries += 1;
-    }
-    /// Counter updates of the stuck consumers ([`crate::stuck`]).
-    pub(crate) fn stuck(&self, f: impl FnOnce(&mut Progress)) {
-        f(&mut self.live.borrow_mut().p);
-    }
-    pub(crate) fn dropped(&self, node: usize) {
-        self.live.borrow_mut().p.drops += 1;
-        self.on_node(node, |c| c.drops += 1);
-    }
-    pub(crate) fn pending_at_stop(&self) {
-        self.live.borrow_mut().p.pending_at_stop += 1;
-    }
-    pub(crate) fn reconnecting(&self) {
-        self.live.borrow_mut().p.reconnects += 1;
-    }
-
-    fn snapshot(&self) -> Progress {
-        let l = self.live.borrow();
-        let mut p = l.p.clone();
-        p.hist = histo::to_hex(&l.hist);
-        p
     }
 }
 
@@ -345,13 +142,19 @@ pub async fn run_shard(
     out: mpsc::UnboundedSender<WorkerMsg>,
 ) {
     // Before any connection opens; this is the runtime's only thread (current_thread).
-    if let Err(e) = crate::sched::apply(cfg.sched) {
+    if let Err(e) = crate::os_priority::apply(cfg.sched) {
         eprintln!("worker {}: {e}; continuing with the inherited policy", cfg.worker);
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let p = Progress { nodes: vec![NodeCounters::default(); cfg.nodes.len()], ..Progress::default() };
     let shard = Rc::new(Shard {
-        live: RefCell::new(Live { p, hist: histo::new(), error_kinds: BTreeMap::new() }),
+        live: RefCell::new(Live {
+            p,
+            hist: histo::new(),
+            hist_send: histo::new(),
+            late_budget: LATE_BUDGET,
+            error_kinds: BTreeMap::new(),
+        }),
         stop: stop_rx,
         cfg,
     });
@@ -379,16 +182,16 @@ pub async fn run_shard(
             k += workers;
         }
     }
-    let mut results: Vec<SubscriberResult> = Vec::new();
+    let mut results = Results::default();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     // Phase 1: until Stop (or the coordinator vanishes).
     loop {
         tokio::select! {
-            _ = tick.tick() => { let _ = out.send(WorkerMsg::Progress(shard.snapshot())); }
+            _ = tick.tick() => { let _ = out.send(WorkerMsg::Progress(Box::new(shard.snapshot()))); }
             Some(done) = tasks.join_next(), if !tasks.is_empty() => {
                 // A subscriber that ended early (closed at lifetime end, gave up):
                 // keep its result for the tally.
-                if let Ok(r) = done { results.push(r); }
+                results.take(done);
             }
             msg = control.recv() => match msg {
                 Some(Control::Start) => {
@@ -409,11 +212,9 @@ pub async fn run_shard(
     let _ = stop_tx.send(true);
     while stuck_tasks.join_next().await.is_some() {}
     while let Some(done) = tasks.join_next().await {
-        if let Ok(r) = done {
-            results.push(r);
-        }
+        results.take(done);
     }
-    let _ = out.send(WorkerMsg::Progress(shard.snapshot()));
+    let _ = out.send(WorkerMsg::Progress(Box::new(shard.snapshot())));
     // Phase 2: wait for the publish log.
     let log = loop {
         match control.recv().await {
@@ -422,20 +223,31 @@ pub async fn run_shard(
             None => break PublishLog::default(),
         }
     };
+    let fin = tally_shard(&shard, &log, results, started);
+    let _ = out.send(WorkerMsg::Final(Box::new(fin)));
+}
+
+/// Tallies every session of the shard's subscribers against the publish log.
+fn tally_shard(shard: &Shard, log: &PublishLog, results: Results, started: u64) -> ShardFinal {
+    let cfg = &shard.cfg;
     let indexed: Vec<IndexedTopic<'_>> = log.topics.iter().map(IndexedTopic::new).collect();
     let mut tally = Tally::default();
     let mut node_tallies = vec![Tally::default(); cfg.nodes.len()];
+    let mut examples = Examples::default();
     let mut never = 0;
-    let owed_private = cfg.subscriber_jwt.is_some();
     // MERCURE_LOADGEN_DEBUG_LOSS=1: print each lossy session on stderr.
     let debug_loss = std::env::var_os("MERCURE_LOADGEN_DEBUG_LOSS").is_some();
-    for r in &results {
+    for r in &results.done {
         if r.sessions.is_empty() {
             never += 1;
         }
-        let matched = cfg.topics.selector_for(cfg.selector, r.index).topics;
+        let judge = Judge {
+            matched: cfg.topics.selector_for(cfg.selector, r.index).topics,
+            private: cfg.private,
+            has_token: cfg.has_token(r.index),
+        };
         for s in &r.sessions {
-            let t = tally_session(s, &indexed, matched, cfg.private, owed_private);
+            let t = tally_session(s, &indexed, judge);
             if t.lost > 0 && debug_loss {
                 // Diagnostics for a lossy session: its window and what it received.
                 let ranges: Vec<String> =
@@ -451,22 +263,40 @@ pub async fn run_shard(
                     ranges.join("; ")
                 );
             }
+            let wants = |have: &Option<String>, n: u64| have.is_none() && n > 0;
+            if wants(&examples.lost, t.lost)
+                || wants(&examples.duplicate, t.duplicates)
+                || wants(&examples.out_of_order, t.out_of_order)
+                || wants(&examples.unexpected, t.unexpected)
+            {
+                let mut ex = session_examples(s, &indexed, judge);
+                for e in [&mut ex.lost, &mut ex.duplicate, &mut ex.out_of_order, &mut ex.unexpected] {
+                    if let Some(text) = e.take() {
+                        *e = Some(format!("subscriber {}: {text}", r.index));
+                    }
+                }
+                examples.fill_from(ex);
+            }
             tally.add(&t);
             if let Some(nt) = node_tallies.get_mut(crate::nodes::subscriber_node(r.index, cfg.nodes.len())) {
                 nt.add(&t);
             }
         }
     }
+    let tallied = results.done.len() as u64;
     let l = shard.live.borrow();
-    let fin = ShardFinal {
+    ShardFinal {
         progress: shard.snapshot(),
         error_kinds: l.error_kinds.clone(),
         tally,
         subscribers: started,
+        tallied,
+        untallied: started.saturating_sub(tallied).max(results.untallied),
+        untallied_example: results.untallied_example,
+        examples,
         never_connected: never,
         node_tallies,
-    };
-    let _ = out.send(WorkerMsg::Final(Box::new(fin)));
+    }
 }
 
 fn spawn_one(tasks: &mut JoinSet<SubscriberResult>, shard: &Rc<Shard>, g: u64, at: Instant, initial: bool) {
@@ -481,4 +311,34 @@ fn spawn_one(tasks: &mut JoinSet<SubscriberResult>, shard: &Rc<Shard>, g: u64, a
         None
     };
     tasks.spawn_local(subscriber::run(shard.clone(), g, selector, at, lifetime, initial));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_subscriber_task_that_panics_is_counted_untallied_with_its_message() {
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let mut tasks: JoinSet<SubscriberResult> = JoinSet::new();
+                tasks.spawn_local(async { SubscriberResult { index: 1, sessions: Vec::new() } });
+                tasks.spawn_local(async { panic!("stand-in subscriber bug") });
+                tasks.spawn_local(async { SubscriberResult { index: 3, sessions: Vec::new() } });
+                let mut results = Results::default();
+                while let Some(done) = tasks.join_next().await {
+                    results.take(done);
+                }
+                let mut tallied: Vec<u64> = results.done.iter().map(|r| r.index).collect();
+                tallied.sort_unstable();
+                assert_eq!(tallied, [1, 3]);
+                assert_eq!(results.untallied, 1);
+                assert_eq!(
+                    results.untallied_example.as_deref(),
+                    Some("a subscriber task panicked: stand-in subscriber bug")
+                );
+            })
+            .await;
+    }
 }

@@ -12,7 +12,8 @@
 //! stops workers through the pipe) and treats stdin EOF as `Stop`, so it never outlives
 //! its coordinator.
 
-use crate::swarm::{Control, Progress, ShardFinal, SwarmConfig, WorkerMsg, run_shard};
+use crate::shard::{Progress, SwarmConfig};
+use crate::swarm::{Control, ShardFinal, WorkerMsg, run_shard};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -117,7 +118,7 @@ impl WorkerHandle {
                 let msg = serde_json::from_str::<WorkerMsg>(&line);
                 let Ok(mut view) = v.lock() else { break };
                 match msg {
-                    Ok(WorkerMsg::Progress(p)) => view.progress = p,
+                    Ok(WorkerMsg::Progress(p)) => view.progress = *p,
                     Ok(WorkerMsg::Final(f)) => {
                         view.progress = f.progress.clone();
                         view.fin = Some(*f);

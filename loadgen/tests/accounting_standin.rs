@@ -1,11 +1,12 @@
 //! The loadgen's exactness, proven against a stand-in hub with injected faults: every
 //! skipped, duplicated or swapped event and every dropped stream must show up in the
-//! report as loss, duplicates, out-of-order or hub drops, with exact counts.
+//! report as loss, duplicates, out-of-order or hub drops, with exact counts, and fail the
+//! verdict under its own check with an example.
 
 mod common;
 
 use common::standin::{self, Faults};
-use common::{run_loadgen, u};
+use common::{example, failed, run_loadgen, u};
 use std::sync::atomic::Ordering;
 
 const BASE: &[&str] = &[
@@ -46,7 +47,10 @@ async fn clean_hub_gives_exact_zero_loss() {
     assert_eq!(u(&r, &["delivery", "out_of_order"]), 0);
     assert_eq!(u(&r, &["delivery", "unexpected"]), 0);
     assert_eq!(u(&r, &["latency_ms", "count"]), 40 * 100);
-    assert_eq!(r["verdict"]["pass"], true);
+    assert_eq!(u(&r, &["latency_from_send_ms", "count"]), 40 * 100);
+    assert_eq!(u(&r, &["delivery", "tallied_subscribers"]), 40);
+    assert_eq!(r["verdict"]["pass"], true, "{:?}", failed(&r));
+    assert_eq!(r["schema"], "mercure-loadgen/report/v2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -59,6 +63,9 @@ async fn skipped_events_are_reported_as_loss() {
     assert_eq!(u(&r, &["delivery", "sessions_with_loss"]), 40);
     assert_eq!(r["verdict"]["zero_loss"], false);
     assert_eq!(r["verdict"]["pass"], false);
+    assert_eq!(failed(&r), [("loss".to_string(), skipped)]);
+    let ex = example(&r, "loss");
+    assert!(ex.starts_with("subscriber ") && ex.contains("never arrived"), "{ex}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,6 +78,14 @@ async fn duplicates_and_reordering_are_reported() {
     let swapped = hub.stats.swapped.load(Ordering::SeqCst);
     assert_eq!(u(&r, &["delivery", "out_of_order"]), swapped);
     assert_eq!(u(&r, &["delivery", "lost"]), 0);
+    // Publishes were answered long before the next was sent: none was in flight with
+    // another, so every swap is a fault, not a concurrent reordering.
+    assert_eq!(u(&r, &["delivery", "reordered_concurrent"]), 0);
+    let duplicated = hub.stats.duplicated.load(Ordering::SeqCst);
+    assert_eq!(failed(&r), [("duplicates".to_string(), duplicated), ("out_of_order".to_string(), swapped)]);
+    assert!(example(&r, "duplicates").contains("received more than once"));
+    let ex = example(&r, "out_of_order");
+    assert!(ex.contains("arrived after seq") && ex.contains("was acknowledged"), "{ex}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,6 +97,7 @@ async fn dropped_subscriber_that_stays_away_loses_the_rest() {
     assert_eq!(u(&r, &["delivery", "expected"]), 40 * 100);
     assert_eq!(u(&r, &["delivery", "delivered"]), 40 * 30);
     assert_eq!(u(&r, &["delivery", "lost"]), 40 * 70);
+    assert_eq!(failed(&r), [("loss".to_string(), 40 * 70)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

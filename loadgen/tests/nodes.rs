@@ -2,8 +2,8 @@
 //! (`--hub-url A --hub-url A`: two "nodes" that are the same hub) the multi-URL plumbing
 //! must spread subscribers and publishes over both, lose nothing, and report per-node
 //! counts that add up to the totals; the soak's gauge check must treat the two as one
-//! hub. `capacity --nodes 2` must fail clearly without `redis-server`, and (ignored until
-//! the hub has its Redis transport) must show cross-node delivery with two real nodes.
+//! hub. `capacity --nodes 2` must fail clearly without `redis-server`, and must show
+//! cross-node delivery with two real nodes sharing a Redis stream.
 
 mod common;
 
@@ -129,7 +129,7 @@ fn capacity_with_two_real_nodes_delivers_across_nodes() {
     let dir = scratch("nodes-redis");
     let out_dir = dir.join("out");
     let out = Command::new(env!("CARGO_BIN_EXE_mercure-loadgen"))
-        .args(["capacity", "--nodes", "2", "--subscribers", "100", "--rates", "10", "--duration", "3"])
+        .args(["capacity", "--nodes", "2", "--subscribers", "100", "--rates", "10", "--duration", "3", "--repeat", "1"])
         .args(["--max-minutes", "2", "--run-args", "--publish-spread topic --settle 1"])
         .arg("--out")
         .arg(&out_dir)
@@ -137,7 +137,7 @@ fn capacity_with_two_real_nodes_delivers_across_nodes() {
         .arg(hub::binary())
         .output()
         .expect("run mercure-loadgen capacity");
-    let point = out_dir.join("points/subs-100-rate-10-nodes-2.json");
+    let point = out_dir.join("points/A/subs-100-rate-10-nodes-2-rep-0.json");
     let text = std::fs::read_to_string(&point).unwrap_or_else(|e| {
         panic!(
             "no point report {} ({e}); status {:?}\nstderr:\n{}",

@@ -39,7 +39,7 @@
 pub mod plot;
 
 use crate::hubstats;
-use crate::swarm::Progress;
+use crate::shard::Progress;
 use crate::worker::WorkerView;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
@@ -330,6 +330,10 @@ pub struct SoakVerdict {
     /// itself (end of stream; resets come from its kernel, e.g. `TCP_USER_TIMEOUT`, and
     /// are not evictions).
     pub stuck_evicted: bool,
+    /// No duplicate, out-of-order or unexpected delivery, no rejected or unanswered publish,
+    /// no untallied subscriber (added with report v2; absent in older reports).
+    #[serde(default)]
+    pub exact: bool,
     /// All of the above.
     pub pass: bool,
 }
@@ -339,6 +343,9 @@ pub struct SoakVerdict {
 pub struct VerdictInputs {
     /// Updates lost.
     pub lost: u64,
+    /// Faults other than loss: duplicates, out-of-order and unexpected deliveries,
+    /// rejected and unanswered publishes, untallied subscribers.
+    pub faults: u64,
     /// Stuck consumers asked for.
     pub stuck: u64,
     /// Stuck cycles seen ended by the hub / ended by a reset / still streaming.
@@ -397,7 +404,8 @@ pub fn judge(
         gauges_settled: settled,
         rss_flat: rss.ok,
         stuck_evicted: stuck_ok,
-        pass: inp.lost == 0 && tracked && settled && rss.ok && stuck_ok,
+        exact: inp.faults == 0,
+        pass: inp.lost == 0 && inp.faults == 0 && tracked && settled && rss.ok && stuck_ok,
     };
     SoakReport {
         samples: samples.len(),
@@ -455,6 +463,17 @@ pub struct SamplerConfig {
     pub pids: Vec<u32>,
     /// Connections that are not subscriptions, allowed on top of the band.
     pub extra_connections: u64,
+    /// The publishers' connections, allowed on top of that: their client opens one per
+    /// publish in flight and keeps it, so the most in flight so far (read at each sample).
+    pub publisher_connections: Option<Arc<std::sync::atomic::AtomicU64>>,
+}
+
+impl SamplerConfig {
+    /// Connections that are not subscriptions, now.
+    fn extra_now(&self) -> u64 {
+        self.extra_connections
+            + self.publisher_connections.as_ref().map_or(0, |a| a.load(std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 /// One hub's `/metrics` and the nodes (positions in `--hub-url`) it serves.
@@ -560,7 +579,7 @@ async fn take(
         let metrics = scraped.into_iter().next().flatten().unwrap_or_default();
         let subscribers_ok = within(metrics.get("mercure_subscribers").copied(), band);
         let connections_ok =
-            within(metrics.get("mercure_connections").copied(), truth.connections_band(cfg.extra_connections));
+            within(metrics.get("mercure_connections").copied(), truth.connections_band(cfg.extra_now()));
         (metrics, subscribers_ok, connections_ok)
     } else {
         // Each hub against its own nodes' truth; the sample's metrics and band are sums.
@@ -583,7 +602,7 @@ async fn take(
                 subscribers_lo: b.0,
                 subscribers_hi: b.1,
                 subscribers_ok: within(subscribers, b),
-                connections_ok: within(connections, t.connections_band(cfg.extra_connections)),
+                connections_ok: within(connections, t.connections_band(cfg.extra_now())),
             });
             if all {
                 for (k, v) in m {
@@ -751,6 +770,11 @@ impl SoakReport {
         let _ = writeln!(s, "## Verdict: {}\n", if v.pass { "PASS" } else { "**FAIL**" });
         let _ = writeln!(s, "| check | result | evidence |\n|---|---|---|");
         let _ = writeln!(s, "| zero loss | {} | see the delivery table |", pf(v.zero_loss));
+        let _ = writeln!(
+            s,
+            "| exact | {} | duplicates, out of order, unexpected, failed publishes, untallied subscribers: see the report's `verdict.failures` |",
+            pf(v.exact)
+        );
         let worst = self
             .worst_violation
             .map_or_else(String::new, |w| format!("; worst at t={:.0}s: hub {} outside [{}, {}]", w.0, w.1, w.2, w.3));
@@ -832,6 +856,7 @@ mod tests {
     fn ok_inputs() -> VerdictInputs {
         VerdictInputs {
             lost: 0,
+            faults: 0,
             stuck: 2,
             stuck_evicted: 5,
             stuck_reset: 0,
@@ -873,6 +898,8 @@ mod tests {
     fn each_failure_fails() {
         let good: Vec<SoakSample> = (0..40).map(|i| sample(f64::from(i), "publishing", 101.0, 100)).collect();
         // Loss.
+        let r = judge(&good, (0.0, 40.0), 5.0, 0.05, VerdictInputs { faults: 1, ..ok_inputs() });
+        assert!(!r.verdict.pass && !r.verdict.exact && r.verdict.zero_loss, "a duplicate fails a soak");
         let r = judge(&good, (0.0, 40.0), 5.0, 0.05, VerdictInputs { lost: 1, ..ok_inputs() });
         assert!(!r.verdict.pass && !r.verdict.zero_loss && r.verdict.gauges_tracked);
         // A gauge that lies by more than the in-flight allowance, at one sample.
@@ -966,6 +993,7 @@ mod tests {
             ],
             pids: vec![],
             extra_connections: 4,
+            publisher_connections: None,
         };
         let node = |held| crate::nodes::NodeCounters { held, connects: held, ..Default::default() };
         let p = Progress { held: 40, connects: 40, nodes: vec![node(10), node(30)], ..Progress::default() };

@@ -23,6 +23,27 @@ pub fn scratch(name: &str) -> PathBuf {
 /// Environment variables of the Gatling test are cleared so the caller's shell cannot
 /// change the test.
 pub fn run_loadgen(name: &str, hub_url: &str, args: &[&str]) -> Value {
+    let (mut cmd, report) = loadgen_command(name, hub_url, args);
+    let out = cmd.output().expect("run mercure-loadgen");
+    read_report(&report, &out)
+}
+
+/// Reads a run's report, or panics with the run's output.
+pub fn read_report(report: &std::path::Path, out: &std::process::Output) -> Value {
+    let text = std::fs::read_to_string(report).unwrap_or_else(|e| {
+        panic!(
+            "no report ({e}); status {:?}\nstdout:\n{}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    serde_json::from_str(&text).expect("report is JSON")
+}
+
+/// The `mercure-loadgen run` command of [`run_loadgen`], and where its report goes.
+pub fn loadgen_command(name: &str, hub_url: &str, args: &[&str]) -> (Command, PathBuf) {
     let dir = scratch(name);
     let report = dir.join("report.json");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mercure-loadgen"));
@@ -45,17 +66,25 @@ pub fn run_loadgen(name: &str, hub_url: &str, args: &[&str]) -> Value {
         cmd.env_remove(v);
     }
     cmd.arg("run").arg("--hub-url").arg(hub_url).arg("--report").arg(&report).arg("--no-progress").args(args);
-    let out = cmd.output().expect("run mercure-loadgen");
-    let text = std::fs::read_to_string(&report).unwrap_or_else(|e| {
-        panic!(
-            "no report ({e}); status {:?}\nstdout:\n{}\nstderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
-    serde_json::from_str(&text).expect("report is JSON")
+    (cmd, report)
+}
+
+/// The verdict's failed checks as `(check, count)`, in report order.
+pub fn failed(r: &Value) -> Vec<(String, u64)> {
+    r["verdict"]["failures"]
+        .as_array()
+        .map(|a| a.iter().map(|f| (f["check"].as_str().unwrap_or("").to_string(), u(f, &["count"]))).collect())
+        .unwrap_or_default()
+}
+
+/// The example of failed check `check` ("" when it did not fail).
+pub fn example(r: &Value, check: &str) -> String {
+    r["verdict"]["failures"]
+        .as_array()
+        .and_then(|a| a.iter().find(|f| f["check"] == check))
+        .and_then(|f| f["example"].as_str())
+        .unwrap_or("")
+        .to_string()
 }
 
 /// `report[a][b]...` as u64 (panics with the path if absent).

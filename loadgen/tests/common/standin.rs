@@ -1,7 +1,9 @@
 //! A stand-in Mercure hub for tests: just enough of the protocol (form POST publish,
-//! SSE subscribe with exact, `{id}`-template and `*` selectors) plus fault injection,
-//! so the loadgen's loss, duplicate and reorder detection can be proven against known,
-//! deliberately injected faults. It is not a hub: no auth, no history, no limits.
+//! SSE subscribe with exact, `{id}`-template and `*` selectors, private updates only to
+//! subscribers that sent a token) plus fault injection, so the loadgen's loss, duplicate,
+//! reorder, leak, rejected/unanswered-publish and latency measurements can be proven
+//! against known, deliberately injected faults. It is not a hub: it checks no token (it
+//! only looks whether one was sent), keeps no history, has no limits.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -31,6 +33,18 @@ pub struct Faults {
     /// Added to the subscriber count `/metrics` reports as `mercure_subscribers`: a gauge
     /// that lies (0: the truth).
     pub gauge_offset: i64,
+    /// Deliver private updates to subscribers that sent no token too (a leak).
+    pub leak_private: bool,
+    /// Answer every n-th publish (counted over all publishes) with 400, not taking it.
+    pub reject_every: Option<u64>,
+    /// Do not answer every n-th publish for `stall_publish_ms`, and do not take it.
+    pub stall_publish_every: Option<u64>,
+    /// See `stall_publish_every`.
+    pub stall_publish_ms: u64,
+    /// Answer each publish at once but deliver it this many ms later.
+    pub delay_delivery_ms: u64,
+    /// Deliver each publish at once but answer it this many ms later.
+    pub delay_answer_ms: u64,
 }
 
 /// Counters of what the stand-in did.
@@ -48,6 +62,12 @@ pub struct Stats {
     pub resumed: AtomicU64,
     /// Publishes accepted.
     pub published: AtomicU64,
+    /// Publishes answered with 400 on purpose.
+    pub rejected: AtomicU64,
+    /// Publishes left unanswered on purpose.
+    pub stalled: AtomicU64,
+    /// Private updates delivered to subscribers without a token (with `leak_private`).
+    pub leaked: AtomicU64,
     /// Subscription streams open now (incremented on subscribe, decremented when hyper
     /// drops the stream's body).
     pub live: Arc<std::sync::atomic::AtomicI64>,
@@ -55,6 +75,8 @@ pub struct Stats {
 
 struct Sub {
     selectors: Vec<String>,
+    /// The subscription came with an `Authorization` header or `mercureAuthorization` cookie.
+    token: bool,
     tx: mpsc::UnboundedSender<Bytes>,
     sent: u64,
     held: Option<Bytes>,
@@ -65,6 +87,8 @@ struct State {
     subs: Mutex<Vec<Sub>>,
     stats: Arc<Stats>,
     next_id: AtomicU64,
+    /// Publishes received, for `reject_every` and `stall_publish_every`.
+    posts: AtomicU64,
 }
 
 /// A running stand-in.
@@ -97,8 +121,13 @@ pub async fn start(faults: Faults) -> StandIn {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind stand-in");
     let addr = listener.local_addr().expect("local addr");
     let stats = Arc::new(Stats::default());
-    let state =
-        Arc::new(State { faults, subs: Mutex::new(Vec::new()), stats: stats.clone(), next_id: AtomicU64::new(1) });
+    let state = Arc::new(State {
+        faults,
+        subs: Mutex::new(Vec::new()),
+        stats: stats.clone(),
+        next_id: AtomicU64::new(1),
+        posts: AtomicU64::new(0),
+    });
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
             let state = state.clone();
@@ -127,50 +156,40 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
             let Ok(body) = body else {
                 return Ok(full(400, "bad body"));
             };
-            let (mut topics, mut data) = (Vec::new(), String::new());
+            let (mut topics, mut data, mut private) = (Vec::new(), String::new(), false);
             for (k, v) in form_urlencoded::parse(&body) {
                 match &*k {
                     "topic" => topics.push(v.into_owned()),
                     "data" => data = v.into_owned(),
+                    "private" => private = true,
                     _ => {}
                 }
+            }
+            let f = state.faults;
+            let n = state.posts.fetch_add(1, Ordering::SeqCst) + 1;
+            if f.reject_every.is_some_and(|k| n.is_multiple_of(k)) {
+                state.stats.rejected.fetch_add(1, Ordering::SeqCst);
+                return Ok(full(400, "rejected by the stand-in"));
+            }
+            if f.stall_publish_every.is_some_and(|k| n.is_multiple_of(k)) {
+                state.stats.stalled.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(std::time::Duration::from_millis(f.stall_publish_ms)).await;
+                return Ok(full(503, "stalled by the stand-in"));
             }
             let id = format!("urn:test:{}", state.next_id.fetch_add(1, Ordering::SeqCst));
             let event = Bytes::from(format!("id: {id}\ndata: {data}\n\n"));
             state.stats.published.fetch_add(1, Ordering::SeqCst);
-            let f = state.faults;
-            let mut subs = state.subs.lock().expect("subs");
-            subs.retain(|s| !s.tx.is_closed());
-            for s in subs.iter_mut() {
-                if !topics.iter().any(|t| s.selectors.iter().any(|sel| matches(sel, t))) {
-                    continue;
-                }
-                s.sent += 1;
-                let n = s.sent;
-                if f.close_after.is_some_and(|c| n > c) {
-                    continue;
-                }
-                if f.skip_every.is_some_and(|k| n % k == 0) {
-                    state.stats.skipped.fetch_add(1, Ordering::SeqCst);
-                } else if f.swap_every.is_some_and(|k| n % k == 0) {
-                    s.held = Some(event.clone());
-                    state.stats.swapped.fetch_add(1, Ordering::SeqCst);
-                } else {
-                    let _ = s.tx.send(event.clone());
-                    if let Some(h) = s.held.take() {
-                        let _ = s.tx.send(h);
-                    }
-                    if f.duplicate_every.is_some_and(|k| n % k == 0) {
-                        let _ = s.tx.send(event.clone());
-                        state.stats.duplicated.fetch_add(1, Ordering::SeqCst);
-                    }
-                }
-                if f.close_after == Some(n) {
-                    // Replace the sender with a closed one: the body ends.
-                    let (dead, _) = mpsc::unbounded_channel();
-                    s.tx = dead;
-                    state.stats.closed.fetch_add(1, Ordering::SeqCst);
-                }
+            if f.delay_delivery_ms > 0 {
+                let st = state.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(std::time::Duration::from_millis(f.delay_delivery_ms)).await;
+                    fan_out(&st, &topics, private, &event);
+                });
+            } else {
+                fan_out(&state, &topics, private, &event);
+            }
+            if f.delay_answer_ms > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(f.delay_answer_ms)).await;
             }
             Ok(full(200, &id))
         }
@@ -200,8 +219,13 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
             if req.headers().contains_key("last-event-id") {
                 state.stats.resumed.fetch_add(1, Ordering::SeqCst);
             }
+            let h = req.headers();
+            let token = h.contains_key(hyper::header::AUTHORIZATION)
+                || h.get_all(hyper::header::COOKIE)
+                    .iter()
+                    .any(|c| c.to_str().is_ok_and(|c| c.contains("mercureAuthorization=")));
             let (tx, rx) = mpsc::unbounded_channel();
-            state.subs.lock().expect("subs").push(Sub { selectors, tx, sent: 0, held: None });
+            state.subs.lock().expect("subs").push(Sub { selectors, token, tx, sent: 0, held: None });
             state.stats.live.fetch_add(1, Ordering::SeqCst);
             let live = state.stats.live.clone();
             let mut r = Response::new(
@@ -212,6 +236,50 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Resp, Infal
             Ok(r)
         }
         _ => Ok(full(405, "method")),
+    }
+}
+
+/// Sends `event` (published on `topics`) to every matching subscriber, with the faults.
+fn fan_out(state: &State, topics: &[String], private: bool, event: &Bytes) {
+    let f = state.faults;
+    let mut subs = state.subs.lock().expect("subs");
+    subs.retain(|s| !s.tx.is_closed());
+    for s in subs.iter_mut() {
+        if !topics.iter().any(|t| s.selectors.iter().any(|sel| matches(sel, t))) {
+            continue;
+        }
+        if private && !s.token {
+            if !f.leak_private {
+                continue;
+            }
+            state.stats.leaked.fetch_add(1, Ordering::SeqCst);
+        }
+        s.sent += 1;
+        let n = s.sent;
+        if f.close_after.is_some_and(|c| n > c) {
+            continue;
+        }
+        if f.skip_every.is_some_and(|k| n.is_multiple_of(k)) {
+            state.stats.skipped.fetch_add(1, Ordering::SeqCst);
+        } else if f.swap_every.is_some_and(|k| n.is_multiple_of(k)) {
+            s.held = Some(event.clone());
+            state.stats.swapped.fetch_add(1, Ordering::SeqCst);
+        } else {
+            let _ = s.tx.send(event.clone());
+            if let Some(h) = s.held.take() {
+                let _ = s.tx.send(h);
+            }
+            if f.duplicate_every.is_some_and(|k| n.is_multiple_of(k)) {
+                let _ = s.tx.send(event.clone());
+                state.stats.duplicated.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        if f.close_after == Some(n) {
+            // Replace the sender with a closed one: the body ends.
+            let (dead, _) = mpsc::unbounded_channel();
+            s.tx = dead;
+            state.stats.closed.fetch_add(1, Ordering::SeqCst);
+        }
     }
 }
 
