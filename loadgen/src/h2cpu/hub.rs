@@ -63,6 +63,8 @@ pub fn free_port() -> Result<u16, String> {
 
 pub struct Hub {
     child: Child,
+    /// The hub's working directory (empty: the history is in memory), removed at stop.
+    workdir: PathBuf,
     pub pid: u32,
     pub addr: SocketAddr,
     pub admin: SocketAddr,
@@ -124,7 +126,7 @@ impl Hub {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Ok(Hub { child, pid, addr, admin })
+        Ok(Hub { child, workdir, pid, addr, admin })
     }
 
     /// User + system CPU of the whole process, in clock ticks (`/proc/PID/stat`).
@@ -170,5 +172,6 @@ impl Hub {
         if tokio::time::timeout(Duration::from_secs(5), self.child.wait()).await.is_err() {
             let _ = self.child.kill().await;
         }
+        let _ = std::fs::remove_dir_all(&self.workdir);
     }
 }

@@ -51,6 +51,10 @@ pub struct Args {
     /// subscriber, as separate browsers are)
     #[arg(long)]
     pub one_stream_per_connection: bool,
+    /// Run only these variants (h2-tls, h1-clear, h2-tls-1-stream-per-conn; repeatable), e.g.
+    /// to profile one under perf
+    #[arg(long)]
+    pub only: Vec<String>,
     /// Where runs.jsonl, summary.txt and the hub logs go
     #[arg(long, default_value = "results/h2-tls")]
     pub out: PathBuf,
@@ -118,19 +122,35 @@ pub async fn run(args: Args) -> Result<Vec<RunResult>, String> {
     // Absolute: each hub runs in a directory of its own.
     let bin = std::fs::canonicalize(&bin).map_err(|e| format!("{}: {e}", bin.display()))?;
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
-    let certs = args.out.join("certs");
+    // A throwaway CA and leaf, outside the results (private keys are never kept).
+    let certs = std::env::temp_dir().join(format!("h2-cpu-certs-{}", std::process::id()));
     hub::make_certs(&certs)?;
+    let outcome = run_all(&args, &bin, &certs).await;
+    let _ = std::fs::remove_dir_all(&certs);
+    outcome
+}
+
+async fn run_all(args: &Args, bin: &std::path::Path, certs: &std::path::Path) -> Result<Vec<RunResult>, String> {
     let tls = clients::tls_config(&certs.join("ca.pem"))?;
     let mut variants = vec![Variant::H2Tls, Variant::H1Clear];
     if args.one_stream_per_connection {
         variants.push(Variant::H2TlsSingle);
+    }
+    if !args.only.is_empty() {
+        variants = [Variant::H2Tls, Variant::H1Clear, Variant::H2TlsSingle]
+            .into_iter()
+            .filter(|v| args.only.iter().any(|o| o == v.name()))
+            .collect();
+        if variants.is_empty() {
+            return Err(format!("--only {:?}: no such variant", args.only));
+        }
     }
     let jsonl = args.out.join("runs.jsonl");
     let _ = std::fs::remove_file(&jsonl);
     let mut results = Vec::new();
     for repeat in 0..args.repeats {
         for &variant in &variants {
-            let r = run_one(&args, &bin, &certs, &tls, variant, repeat).await?;
+            let r = run_one(args, bin, certs, &tls, variant, repeat).await?;
             println!(
                 "{:<26} repeat {} : {} deliveries of {} in {:.1} s, hub CPU {} ticks ({:.3} s; idle {} ticks/{:.0} s) = {:.2} us/delivery (schedstat {:.2}), RSS {} MiB",
                 r.variant,
