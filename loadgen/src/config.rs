@@ -144,9 +144,19 @@ pub struct RunArgs {
     pub topic_base: String,
 
     /// Subscriber selector: one exact topic each (round-robin), the URI template
-    /// `{base}/{id}`, or `*`.
+    /// `{base}/{id}` (in 1.0: the URL pattern `{base}/:id`), or `*`.
     #[arg(long, value_enum, default_value_t = SelectorKind::Exact)]
     pub selector: SelectorKind,
+
+    /// Protocol dialect: `0.x` (`topic=`, the `mercure` claim) or `1.0` (`match=` /
+    /// `match_urlpattern=`, RFC 9068 access tokens with `authorization_details`, minted with
+    /// `aud` = each hub URL's origin + `/.well-known/mercure` unless `--audience` says).
+    #[arg(long, value_enum, default_value_t = crate::topics::Dialect::Legacy)]
+    pub dialect: crate::topics::Dialect,
+
+    /// 1.0 access tokens' `aud` (repeat for several); default: derived from `--hub-url`.
+    #[arg(long)]
+    pub audience: Vec<String>,
 
     /// Minimum size of each update's `data`, bytes.
     #[arg(long, default_value_t = 64)]
@@ -343,6 +353,26 @@ impl RunArgs {
         crate::nodes::split_urls(&self.hub_url)
     }
 
+    /// How minted tokens are shaped: 0.x claims, or 1.0 access tokens for the hubs' resource
+    /// identifiers (as a hub derives them from `Host`: origin + `/.well-known/mercure`).
+    pub fn token_style(&self) -> crate::jwt::Style {
+        if self.dialect == crate::topics::Dialect::Legacy {
+            return crate::jwt::Style::Legacy;
+        }
+        let mut audience = self.audience.clone();
+        if audience.is_empty() {
+            for u in self.hub_urls() {
+                if let Ok(url) = url::Url::parse(&u) {
+                    let id = format!("{}/.well-known/mercure", url.origin().ascii_serialization());
+                    if !audience.contains(&id) {
+                        audience.push(id);
+                    }
+                }
+            }
+        }
+        crate::jwt::Style::Access { audience }
+    }
+
     /// Publish duration, seconds.
     pub fn publish_seconds(&self) -> f64 {
         self.duration.unwrap_or(self.injection_duration + self.connection_duration).max(0.0)
@@ -363,7 +393,11 @@ impl RunArgs {
         let jwt = match (&self.subscriber_jwt, &self.jwt) {
             (Some(s), _) => s.clone(),
             (None, Some(j)) if self.private_updates => j.clone(),
-            _ => crate::jwt::subscriber(self.subscriber_jwt_key.as_deref().unwrap_or(&self.jwt_key))?,
+            _ => crate::jwt::subscriber_in(
+                &self.token_style(),
+                self.subscriber_jwt_key.as_deref().unwrap_or(&self.jwt_key),
+                None,
+            )?,
         };
         Ok(Some((jwt, via)))
     }

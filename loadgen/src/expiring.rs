@@ -24,6 +24,9 @@ pub struct ExpiringTokens {
     pub max_s: f64,
     /// Seed of the choice and of the lives.
     pub seed: u64,
+    /// 0.x claims or 1.0 access tokens.
+    #[serde(default)]
+    pub style: crate::jwt::Style,
 }
 
 /// A token minted for one connection.
@@ -50,7 +53,7 @@ impl ExpiringTokens {
     /// Mints the token for connection `conn` of subscriber `index`, valid from now.
     pub fn mint(&self, index: u64, conn: u64) -> Result<Minted, String> {
         let exp_s = unix_now_ns() / 1_000_000_000 + self.life_s(index, conn).round() as u64;
-        let jwt = crate::jwt::subscriber_until(&self.key, exp_s)?;
+        let jwt = crate::jwt::subscriber_in(&self.style, &self.key, Some(exp_s))?;
         Ok(Minted { jwt, exp_ns: exp_s * 1_000_000_000 })
     }
 }
@@ -67,7 +70,14 @@ mod tests {
     use super::*;
 
     fn t(share: f64) -> ExpiringTokens {
-        ExpiringTokens { key: crate::jwt::DEMO_KEY.into(), share, min_s: 30.0, max_s: 120.0, seed: 7 }
+        ExpiringTokens {
+            key: crate::jwt::DEMO_KEY.into(),
+            share,
+            min_s: 30.0,
+            max_s: 120.0,
+            seed: 7,
+            style: crate::jwt::Style::Legacy,
+        }
     }
 
     #[test]

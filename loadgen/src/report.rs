@@ -131,6 +131,9 @@ pub struct ConfigEcho {
     pub zipf_s: f64,
     /// Selector kind.
     pub selector: String,
+    /// Protocol dialect, `0.x` or `1.0` (v2).
+    #[serde(default)]
+    pub dialect: String,
     /// Private updates.
     pub private_updates: bool,
     /// Subscribers authenticate with a JWT (`header`, `cookie`) or not (`none`).

@@ -325,7 +325,7 @@ mod tests {
             nodes: vec![],
             source_addr: None,
             run_id: String::new(),
-            topics: TopicSpace { base: String::new(), count: 1 },
+            topics: TopicSpace { base: String::new(), count: 1, dialect: Default::default() },
             selector: SelectorKind::Exact,
             subscriber_jwt: jwt.map(str::to_owned),
             auth_via: AuthVia::Header,

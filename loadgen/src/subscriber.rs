@@ -347,7 +347,8 @@ async fn connect(
         let mut uri = addr.path.clone();
         for (i, q) in selector.query.iter().enumerate() {
             uri.push(if i == 0 && !addr.path.contains('?') { '?' } else { '&' });
-            uri.push_str("topic=");
+            uri.push_str(selector.param);
+            uri.push('=');
             uri.extend(form_urlencoded::byte_serialize(q.as_bytes()));
         }
         let mut req = hyper::Request::get(uri)

@@ -10,6 +10,9 @@
 //! - `wildcard`: `*`, matching every topic of the run (and any other traffic on the hub,
 //!   which the payload's run id filters out).
 //!
+//! In the 1.0 dialect (`--dialect 1.0`) the same selectors are sent as `match=` (exact and
+//! `*`) and `match_urlpattern={base}/:id` (the URL pattern standing for the template).
+//!
 //! Invariant: [`Selector::matches`] agrees with what a conforming hub delivers for the
 //! topics this module names; the loss accounting relies on it.
 
@@ -27,6 +30,18 @@ pub enum SelectorKind {
     Wildcard,
 }
 
+/// The protocol dialect subscribers and publishers speak.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+pub enum Dialect {
+    /// Mercure 0.x: `topic=` selectors, the `mercure` JWT claim.
+    #[default]
+    #[value(name = "0.x")]
+    Legacy,
+    /// Mercure 1.0: `match=` / `match_urlpattern=`, RFC 9068 access tokens.
+    #[value(name = "1.0")]
+    V1,
+}
+
 /// The run's topic space.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TopicSpace {
@@ -34,6 +49,9 @@ pub struct TopicSpace {
     pub base: String,
     /// Number of topics (>= 1).
     pub count: u32,
+    /// How selectors are spelled on the wire.
+    #[serde(default)]
+    pub dialect: Dialect,
 }
 
 impl TopicSpace {
@@ -44,13 +62,20 @@ impl TopicSpace {
 
     /// The selector strings subscriber number `index` sends, and which topics they match.
     pub fn selector_for(&self, kind: SelectorKind, index: u64) -> Selector {
+        let v1 = self.dialect == Dialect::V1;
+        let exact = if v1 { "match" } else { "topic" };
         match kind {
             SelectorKind::Exact => {
                 let k = (index % u64::from(self.count.max(1))) as u32;
-                Selector { query: vec![self.topic(k)], topics: Matched::One(k) }
+                Selector { param: exact, query: vec![self.topic(k)], topics: Matched::One(k) }
             }
-            SelectorKind::Template => Selector { query: vec![format!("{}/{{id}}", self.base)], topics: Matched::All },
-            SelectorKind::Wildcard => Selector { query: vec!["*".to_string()], topics: Matched::All },
+            SelectorKind::Template if v1 => {
+                Selector { param: "match_urlpattern", query: vec![format!("{}/:id", self.base)], topics: Matched::All }
+            }
+            SelectorKind::Template => {
+                Selector { param: exact, query: vec![format!("{}/{{id}}", self.base)], topics: Matched::All }
+            }
+            SelectorKind::Wildcard => Selector { param: exact, query: vec!["*".to_string()], topics: Matched::All },
         }
     }
 }
@@ -67,7 +92,9 @@ pub enum Matched {
 /// A subscriber's `topic=` query values and the run topics they match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selector {
-    /// Values of the repeated `topic` query parameter.
+    /// The query parameter the values go in (`topic`, `match` or `match_urlpattern`).
+    pub param: &'static str,
+    /// Values of the repeated query parameter.
     pub query: Vec<String>,
     /// Run topics matched.
     pub topics: Matched,
@@ -148,7 +175,7 @@ mod tests {
 
     #[test]
     fn selectors() {
-        let t = TopicSpace { base: "https://example.com/lg".into(), count: 3 };
+        let t = TopicSpace { base: "https://example.com/lg".into(), count: 3, dialect: Dialect::Legacy };
         let s = t.selector_for(SelectorKind::Exact, 4);
         assert_eq!(s.query, vec!["https://example.com/lg/1".to_string()]);
         assert!(s.matches(1) && !s.matches(0));

@@ -84,6 +84,54 @@ fn private_updates_with_cookie_auth_lose_nothing() {
 }
 
 #[test]
+fn the_1_0_dialect_url_patterns_and_access_tokens_lose_nothing_and_leak_nothing() {
+    // `--dialect 1.0`: subscribers send `match_urlpattern={base}/:id`, tokens are RFC 9068
+    // access tokens (`aud` derived from the hub URL). Private updates reach the subscribers
+    // holding a token and no one else (a quarter connect anonymously): a wrong `aud`, a
+    // token the hub refuses or a pattern it reads otherwise would show as loss or leak. The
+    // hub serves strict 1.0 (`legacy_dialect off`), so a 0.x `topic=` or `mercure` claim
+    // would be refused outright.
+    let dir = scratch("real-v1");
+    let h = hub::start("legacy_dialect off", &dir);
+    let r = run_loadgen(
+        "real-v1",
+        &h.url,
+        &[
+            "--dialect",
+            "1.0",
+            "--initial-subscribers",
+            "40",
+            "--publishers-rate-from",
+            "20",
+            "--publishers-rate-to",
+            "20",
+            "--duration",
+            "2",
+            "--settle",
+            "1",
+            "--private-updates",
+            "true",
+            "--anonymous-share",
+            "0.25",
+            "--topics",
+            "5",
+            "--selector",
+            "template",
+        ],
+    );
+    assert_eq!(r["config"]["dialect"], "1.0");
+    assert_eq!(u(&r, &["publish", "accepted"]), 40, "every 1.0 publish accepted");
+    assert_eq!(u(&r, &["connections", "errors"]), 0);
+    // The anonymous share is drawn per subscriber (about a quarter): the tokened ones are
+    // owed every publish, the others none.
+    let expected = u(&r, &["delivery", "expected"]);
+    assert!(expected > 20 * 40 && expected < 40 * 40 && expected.is_multiple_of(40), "expected {expected}");
+    assert_eq!(u(&r, &["delivery", "delivered"]), expected);
+    assert_eq!(u(&r, &["delivery", "lost"]), 0);
+    assert_eq!(u(&r, &["delivery", "unexpected"]), 0, "no private update reached an anonymous subscriber");
+}
+
+#[test]
 fn hub_eviction_of_a_slow_subscriber_is_reported_as_drops_and_loss() {
     // A small per-subscriber queue, big payloads, and subscribers that stop reading
     // for 6 s after their first event: the hub evicts them ("queue full"). They do not

@@ -135,6 +135,10 @@ pub fn report(p: Parts<'_>) -> Report {
             topics: plan.topics.count,
             zipf_s: args.zipf_s,
             selector: format!("{:?}", args.selector).to_lowercase(),
+            dialect: match args.dialect {
+                crate::topics::Dialect::Legacy => "0.x".into(),
+                crate::topics::Dialect::V1 => "1.0".into(),
+            },
             private_updates: args.private_updates,
             subscriber_auth: match sub_creds {
                 None => "none".into(),

@@ -76,10 +76,14 @@ impl Plan {
         let run_id = format!("{:08x}", crate::topics::uniform_from(seed, 17).to_bits() as u32);
         let pub_jwt = match &args.jwt {
             Some(j) => j.clone(),
-            None => crate::jwt::publisher(&args.jwt_key)?,
+            None => crate::jwt::publisher_in(&args.token_style(), &args.jwt_key)?,
         };
         let sub_creds = args.subscriber_credentials()?;
-        let topics = TopicSpace { base: args.topic_base.trim_end_matches('/').to_string(), count: args.topics.max(1) };
+        let topics = TopicSpace {
+            base: args.topic_base.trim_end_matches('/').to_string(),
+            count: args.topics.max(1),
+            dialect: args.dialect,
+        };
         let arrivals = Ramp::new(
             args.subscribers_rate_from,
             args.subscribers_rate_to,
@@ -194,7 +198,7 @@ mod tests {
             run_id: String::new(),
             pub_jwt: String::new(),
             sub_creds: None,
-            topics: TopicSpace { base: String::new(), count: 1 },
+            topics: TopicSpace { base: String::new(), count: 1, dialect: Default::default() },
             publish_s: 0.0,
             arrivals,
             total_subs: 0,

@@ -155,6 +155,7 @@ fn swarm_config(args: &RunArgs, plan: &Plan, w: u32) -> SwarmConfig {
             min_s: args.expiring_min,
             max_s: args.expiring_max,
             seed: plan.seed,
+            style: args.token_style(),
         }),
         stuck: (args.stuck > 0).then(|| crate::stuck::StuckConfig {
             count: args.stuck,
