@@ -164,14 +164,15 @@ async fn hostile_templates_neither_stall_unrelated_traffic_nor_keep_memory() {
     // the cycle started from and its peak (measured here: 44 to 83 MiB after the same cycle):
     // the check is that the second cycle neither peaks nor ends above the first one's high
     // water, within a fixed slack. Held templates (~0.4 MiB each before the fix, 640 a cycle)
-    // would put the second cycle ~250 MiB above.
+    // would put the second cycle ~250 MiB above; the slack (16 MiB) is far below that and
+    // above the allocator's reuse jitter seen on a loaded machine (+4.3 MiB once with 4 MiB).
     let (median2, flooded2, peak2_kib) = hostile_cycle(&hub, &token, &mut watcher, 10_000).await;
     let after2_kib = hub.rss_kib();
     eprintln!(
         "RSS baseline {baseline_kib} KiB; cycle 1 peak {peak1_kib} after {after1_kib} (median {median1:?}, {flooded1} \
          hostile publishes); cycle 2 peak {peak2_kib} after {after2_kib} (median {median2:?}, {flooded2})"
     );
-    let reuse_slack_kib = 4 * 1024;
+    let reuse_slack_kib = 16 * 1024;
     assert!(
         after2_kib <= after1_kib.max(peak1_kib) + reuse_slack_kib && peak2_kib <= peak1_kib + reuse_slack_kib,
         "memory accumulates across cycles: after {after1_kib} then {after2_kib} KiB, peaks {peak1_kib} then {peak2_kib} KiB"

@@ -207,6 +207,19 @@ impl Drop for StoppedOnDrop {
     }
 }
 
+/// Marks the writer stopped if the thread is unwinding. Declared after a batch, it is dropped
+/// before it while unwinding: the writer reads as stopped (`/mercure/health/ready` 503) before
+/// any publisher of that batch learns, from its dropped acknowledgement, that its write failed.
+struct StoppedIfUnwinding<'a>(&'a WriterStatus);
+
+impl Drop for StoppedIfUnwinding<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.stopped.store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+}
+
 /// An update loaded from disk at start-up: its sequence number, publish time, and content.
 pub type Loaded = (u64, u64, Update);
 
@@ -281,6 +294,7 @@ fn write_loop(db: Database, rx: mpsc::Receiver<Job>, fsync: FsyncPolicy, encode:
             _ => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         let mut batch = Vec::new();
+        let _unwinding = StoppedIfUnwinding(status);
         match first {
             Ok(job) => {
                 batch.push(job);
