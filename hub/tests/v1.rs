@@ -405,3 +405,28 @@ async fn legacy_dialect_off_serves_1_0_only() {
     let id = publish_ok(a, &publisher(), &[("topic", "t"), ("data", "ok")]).await;
     assert_eq!(s.next_event().await.id, Some(id));
 }
+
+#[tokio::test]
+async fn each_issuer_verifies_its_own_tokens() {
+    const KEY_A: &str = "issuer-a-key-0123456789abcdefghijklmnop";
+    const KEY_B: &str = "issuer-b-key-0123456789abcdefghijklmnop";
+    let directives = format!(
+        "anonymous\nadmin off\nissuer https://a.example {{\n publisher {{\n  jwt {KEY_A}\n }}\n}}\n\
+         issuer https://b.example {{\n publisher {{\n  jwt {KEY_B}\n }}\n}}"
+    );
+    let hub = HubProcess::start(&[("MERCURE_EXTRA_DIRECTIVES", &directives)]);
+    let sign = |iss: &str, key: &str| {
+        let claims = json!({"aud": RESOURCE, "iss": iss, "exp": unix_time(60),
+            "authorization_details": [detail(&["publish"], json!([{"match": "*"}]))]});
+        let header = Header { typ: Some("at+jwt".into()), ..Header::new(Algorithm::HS256) };
+        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(key.as_bytes())).expect("sign")
+    };
+    let a = hub.addr();
+    assert_eq!(publish(a, &sign("https://a.example", KEY_A), &[("topic", "t")]).await.status, 200);
+    assert_eq!(publish(a, &sign("https://b.example", KEY_B), &[("topic", "t")]).await.status, 200);
+    // A token must verify with the keys of the issuer it names.
+    assert_eq!(publish(a, &sign("https://a.example", KEY_B), &[("topic", "t")]).await.status, 401);
+    assert_eq!(publish(a, &sign("https://b.example", KEY_A), &[("topic", "t")]).await.status, 401);
+    // An issuer not configured is refused, whatever key signed it.
+    assert_eq!(publish(a, &sign("https://c.example", KEY_B), &[("topic", "t")]).await.status, 401);
+}

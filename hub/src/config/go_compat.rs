@@ -40,14 +40,13 @@ impl Settings {
     /// 1.0 configuration with one issuer works as it does with `publisher_jwt`/`subscriber_jwt`;
     /// `jwks_uri URL [ALG…]` becomes the role's JWK Set (`*_jwks_url`). The block's id becomes a
     /// trusted issuer: an access token's `iss` must be one of them (see `auth::access`);
-    /// `authorization_server` lists it in the protected-resource metadata. With several blocks,
-    /// each block's keys replace the previous ones (logged).
+    /// `authorization_server` lists it in the protected-resource metadata. Each block's keys
+    /// are also kept as that issuer's own (`issuer_keys`): with several blocks, a token naming
+    /// one in `iss` is verified with its keys; the role keys are the last block's.
     pub(super) fn apply_issuer(&mut self, d: &Directive) -> Result<(), String> {
         let id = one_arg(d)?.to_owned();
-        if !self.trusted_issuers.is_empty() && self.inactive.iter().all(|(n, _)| n != "issuer") {
-            self.inactive.push(("issuer".into(), INACTIVE_ISSUER));
-        }
         self.trusted_issuers.push(id.clone());
+        let mut own = super::settings::IssuerKeys { id: id.clone(), ..Default::default() };
         for role in &d.block {
             match role.name.as_str() {
                 "authorization_server" => self.authorization_servers.push(id.clone()),
@@ -58,16 +57,20 @@ impl Settings {
                             "jwt" => {
                                 let key = Some(key_spec(m)?);
                                 if role.name == "publisher" {
+                                    own.publisher_key.clone_from(&key);
                                     self.publisher_key = key;
                                 } else {
+                                    own.subscriber_key.clone_from(&key);
                                     self.subscriber_key = key;
                                 }
                             }
                             "jwks_uri" => {
                                 let jwks = Some(jwks_spec(m)?);
                                 if role.name == "publisher" {
+                                    own.publisher_jwks.clone_from(&jwks);
                                     self.publisher_jwks = jwks;
                                 } else {
+                                    own.subscriber_jwks.clone_from(&jwks);
                                     self.subscriber_jwks = jwks;
                                 }
                             }
@@ -78,12 +81,10 @@ impl Settings {
                 other => return Err(format!("issuer: unknown option {other:?}")),
             }
         }
+        self.issuer_keys.push(own);
         Ok(())
     }
 }
-
-const INACTIVE_ISSUER: &str =
-    "several issuers: every issuer's `iss` is trusted, but the keys of the last block that names them are used";
 pub(super) const INACTIVE_BODY_SIZE_ZERO: &str =
     "0 (no limit, left to a proxy) is not honoured: the hub keeps max_body_size (default 1 MiB)";
 

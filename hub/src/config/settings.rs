@@ -137,6 +137,16 @@ pub struct TlsFiles {
 /// Where the admin listener (health probes and `/metrics`) binds, like Caddy's admin API.
 pub const DEFAULT_ADMIN: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 2019);
 
+/// The keys of one `issuer ID { … }` block (Go hub 1.0).
+#[derive(Debug, Clone, Default)]
+pub struct IssuerKeys {
+    pub id: String,
+    pub publisher_key: Option<KeySpec>,
+    pub subscriber_key: Option<KeySpec>,
+    pub publisher_jwks: Option<crate::auth::JwksSpec>,
+    pub subscriber_jwks: Option<crate::auth::JwksSpec>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The public listener's addresses, at least one, no duplicates.
@@ -180,6 +190,9 @@ pub struct Settings {
     pub public_urls: Vec<String>,
     /// Issuers whose access tokens are accepted (the `issuer` blocks' ids); empty: any.
     pub trusted_issuers: Vec<String>,
+    /// Each `issuer` block's own keys: a token whose `iss` names one is verified with that
+    /// issuer's keys (see `server::State`); other tokens with the role's keys.
+    pub issuer_keys: Vec<IssuerKeys>,
     /// Authorization servers listed in the protected-resource metadata
     /// (`issuer … { authorization_server }`).
     pub authorization_servers: Vec<String>,
@@ -216,6 +229,7 @@ impl Default for Settings {
             resource_identifier: None,
             public_urls: Vec::new(),
             trusted_issuers: Vec::new(),
+            issuer_keys: Vec::new(),
             authorization_servers: Vec::new(),
             legacy_dialect: true,
             inactive: Vec::new(),

@@ -72,6 +72,9 @@ pub struct State {
     pub settings: Settings,
     pub publisher: Verifier,
     pub subscriber: Verifier,
+    /// With several `issuer` blocks: each issuer's (id, publisher, subscriber) verifiers, for
+    /// tokens whose `iss` names it (see [`State::publisher_for`]).
+    pub issuers: Vec<(String, Verifier, Verifier)>,
     /// Admission for template matching too heavy for an async worker (see `heavy`).
     pub heavy_matching: heavy::HeavyMatching,
     /// One permit per subscription allowed at once (`max_subscribers`), HTTP/1 and HTTP/2
@@ -85,6 +88,30 @@ pub struct State {
 }
 
 impl State {
+    /// The verifier for a publisher's token: its issuer's, when several `issuer` blocks are
+    /// configured and its (not yet verified) `iss` names one; the role's otherwise. Choosing by
+    /// `iss` only picks among configured keys: the signature must still verify with them.
+    pub fn publisher_for(&self, token: &str) -> &Verifier {
+        self.issuer_of(token).map_or(&self.publisher, |(_, p, _)| p)
+    }
+
+    /// [`State::publisher_for`] for subscribers.
+    pub fn subscriber_for(&self, token: &str) -> &Verifier {
+        self.issuer_of(token).map_or(&self.subscriber, |(_, _, s)| s)
+    }
+
+    fn issuer_of(&self, token: &str) -> Option<&(String, Verifier, Verifier)> {
+        if self.issuers.is_empty() || token.len() > 16 * 1024 {
+            return None;
+        }
+        #[derive(serde::Deserialize)]
+        struct Iss {
+            iss: Option<String>,
+        }
+        let iss = jsonwebtoken::dangerous::insecure_decode_claims::<Iss>(token).ok()?.iss?;
+        self.issuers.iter().find(|(id, _, _)| *id == iss)
+    }
+
     /// Whether the public listeners serve TLS (the scheme of the hub's derived identity).
     pub fn tls_enabled(&self) -> bool {
         self.tls.is_some()
@@ -119,6 +146,23 @@ impl State {
         let (publisher_keys, subscriber_keys) = key_sources(&settings)?;
         let publisher = Verifier::with_keys(publisher_keys).with_cache(l.jwt_cache_entries);
         let subscriber = Verifier::with_keys(subscriber_keys).with_cache(l.jwt_cache_entries);
+        // One issuer block: its keys are the role keys already. Several: each its own.
+        let mut issuers = Vec::new();
+        if settings.issuer_keys.len() > 1 {
+            for i in &settings.issuer_keys {
+                let (p, s) = role_sources(
+                    (&i.publisher_jwks, &i.publisher_key),
+                    (&i.subscriber_jwks, &i.subscriber_key),
+                    settings.limits.jwks,
+                )
+                .map_err(|e| format!("issuer {}: {e}", i.id))?;
+                issuers.push((
+                    i.id.clone(),
+                    Verifier::with_keys(p).with_cache(l.jwt_cache_entries),
+                    Verifier::with_keys(s).with_cache(l.jwt_cache_entries),
+                ));
+            }
+        }
         let options = HubOptions {
             queue: QueueLimits {
                 max_events: l.queue_events,
@@ -152,6 +196,7 @@ impl State {
             settings,
             publisher,
             subscriber,
+            issuers,
             subscriber_slots,
             heavy_matching: heavy::HeavyMatching::new(),
             cluster: None,
@@ -164,16 +209,29 @@ impl State {
 /// else its static key; the subscriber role falls back to the publisher's. A subscriber set
 /// identical to the publisher's is the same set, fetched once.
 fn key_sources(settings: &Settings) -> Result<(KeySource, KeySource), String> {
-    let (pj, sj) = (&settings.publisher_jwks, &settings.subscriber_jwks);
-    let limits = settings.limits.jwks;
+    role_sources(
+        (&settings.publisher_jwks, &settings.publisher_key),
+        (&settings.subscriber_jwks, &settings.subscriber_key),
+        settings.limits.jwks,
+    )
+}
+
+type RoleKeys<'a> = (&'a Option<crate::auth::JwksSpec>, &'a Option<crate::auth::KeySpec>);
+
+/// [`key_sources`] for one (publisher, subscriber) pair of configured keys.
+fn role_sources(
+    (pj, pk): RoleKeys<'_>,
+    (sj, sk): RoleKeys<'_>,
+    limits: crate::auth::JwksLimits,
+) -> Result<(KeySource, KeySource), String> {
     let shared = pj.is_some() && pj == sj;
-    let publisher = match (pj, &settings.publisher_key) {
+    let publisher = match (pj, pk) {
         (Some(j), _) => KeySource::jwks(j, limits, if shared { "publisher+subscriber" } else { "publisher" }),
         (None, Some(k)) => KeySource::from_spec(k),
         (None, None) => Err("no publisher key configured".into()),
     }
     .map_err(|e| format!("publisher key: {e}"))?;
-    let subscriber = match (sj, &settings.subscriber_key) {
+    let subscriber = match (sj, sk) {
         _ if shared => Ok(publisher.clone()),
         (Some(j), _) => KeySource::jwks(j, limits, "subscriber"),
         (None, Some(k)) => KeySource::from_spec(k),
@@ -265,6 +323,10 @@ impl Server {
         // JWK Sets: first fetch and periodic refresh (not awaited: see `auth::jwks`).
         state.publisher.keys().start();
         state.subscriber.keys().start();
+        for (_, p, s) in &state.issuers {
+            p.keys().start();
+            s.keys().start();
+        }
 
         // One accept loop per listener; each owns its listener, so aborting it stops accepting.
         let mut accepting: Vec<_> = listeners.into_iter().map(|l| tokio::spawn(acceptor.clone().run(l))).collect();

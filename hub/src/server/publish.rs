@@ -48,7 +48,7 @@ pub async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, 
         Ok(None) => return Err(dialect::auth_refusal(Dialect::V1, auth::AuthError::Missing, &identity())),
         Err(e) => return Err(dialect::auth_refusal(Dialect::Legacy, e, &identity())),
     };
-    let grants = state.publisher.verify_waiting(token).await.map_err(|e| {
+    let grants = state.publisher_for(token).verify_waiting(token).await.map_err(|e| {
         let d = if token_looks_like_access_token(token) { Dialect::V1 } else { Dialect::Legacy };
         dialect::auth_refusal(d, e, &identity())
     })?;

@@ -145,7 +145,7 @@ pub async fn handle_with_body<B>(state: &Arc<State>, req: &Request<B>, body: Opt
     };
     let grants = match auth::extract(req.headers(), params.token.as_deref(), &state.settings.cookie_name) {
         Err(e) => return Err(auth_err(e, &mut identity)),
-        Ok(Some((token, _))) => match state.subscriber.verify_waiting(token).await {
+        Ok(Some((token, _))) => match state.subscriber_for(token).verify_waiting(token).await {
             Ok(g) => Some(g),
             Err(e) => return Err(auth_err(e, &mut identity)),
         },

@@ -57,7 +57,7 @@ pub async fn handle<B>(state: &Arc<State>, req: &Request<B>) -> Result<Resp, Ref
         Err(e) => return Err(dialect::auth_refusal(path_dialect, e, &identity())),
     };
     let grants = state
-        .subscriber
+        .subscriber_for(token)
         .verify_waiting(token)
         .await
         .map_err(|e| dialect::auth_refusal(path_dialect, e, &identity()))?;
