@@ -144,10 +144,10 @@ pub fn is_reserved_namespace(topic: &str, base: &url::Url) -> bool {
     // `Url` removes dot segments but keeps percent-encoding: decode the unreserved characters
     // (RFC 3986 §6.2.2.2) so `/.well-known/%6Dercure` is seen as what it means.
     let path = decode_unreserved(url.path());
-    path == crate::subscriptions::HUB_PATH || path.starts_with(&format!("{HUB_PATH}/"))
+    path.strip_prefix(HUB_PATH).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
-/// The hub's path.
+/// The hub's path (the server's `MERCURE_PATH` is this one).
 pub const HUB_PATH: &str = "/.well-known/mercure";
 
 fn decode_unreserved(path: &str) -> String {

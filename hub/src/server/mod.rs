@@ -64,7 +64,7 @@ pub use body::HubBody;
 use response::{Refusal, Resp};
 
 /// The path of the Mercure endpoint.
-pub const MERCURE_PATH: &str = "/.well-known/mercure";
+pub const MERCURE_PATH: &str = crate::subscriptions::HUB_PATH;
 
 /// Everything a request handler needs, shared by every connection.
 pub struct State {

@@ -103,7 +103,7 @@ fn validate_matchers(matchers: &[MatcherSpec], limits: &crate::config::Limits) -
     if matchers.iter().any(|m| m.text.is_empty() || m.text.len() > max) {
         return Err(Refusal::bad_request(format!("matcher empty or longer than {max} bytes")));
     }
-    if matchers.iter().any(|m| m.text.chars().any(char::is_control)) {
+    if matchers.iter().any(|m| m.text.chars().any(crate::auth::access::is_forbidden_char)) {
         return Err(Refusal::bad_request("matcher contains a control character"));
     }
     Ok(())
