@@ -34,8 +34,8 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::history::{Ack, Persistence, Replay, Retention, Window, durable::Loaded, window::now_ms};
-use crate::metrics::Metrics;
-use crate::queue::{CloseReason, Push, QueueLimits};
+use crate::metrics::{DirectWrites, Metrics};
+use crate::queue::{CloseReason, Push, QueueLimits, Wrote};
 use crate::registry::{Registry, TooManyTemplates};
 use crate::sse;
 use crate::subscriber::Subscriber;
@@ -64,6 +64,9 @@ pub struct HubOptions {
     pub subscription_events: bool,
     /// What relative URL patterns and topics are resolved against (the hub's public URL).
     pub pattern_base: Option<url::Url>,
+    /// Publishes write to idle HTTP/1 subscribers' sockets themselves instead of waking each
+    /// connection's task (`direct_writes`; see `queue`'s "Direct writes"). Default on.
+    pub direct_writes: bool,
 }
 
 impl Default for HubOptions {
@@ -76,6 +79,7 @@ impl Default for HubOptions {
             retention: Retention::default(),
             max_pending_writes: 1024,
             subscription_events: false,
+            direct_writes: true,
             pattern_base: None,
         }
     }
@@ -439,6 +443,7 @@ impl Hub {
         let now = Instant::now();
         let mut durable = None;
         let mut wakers = Vec::new();
+        let mut direct = Vec::new();
         let mut evicted: Vec<(Arc<Subscriber>, CloseReason)> = Vec::new();
         let mut recipients = 0;
         let limits = &self.options.queue;
@@ -465,6 +470,10 @@ impl Hub {
                         recipients += 1;
                         wakers.push(w);
                     }
+                    Push::Direct => {
+                        recipients += 1;
+                        direct.push(sub.clone());
+                    }
                     Push::Evicted(reason, w) => {
                         wakers.extend(w);
                         evicted.push((sub.clone(), reason));
@@ -478,6 +487,7 @@ impl Hub {
         for w in wakers {
             w.wake();
         }
+        flush_direct(direct, now, &self.metrics.direct);
         for (sub, reason) in &evicted {
             self.evict(sub, *reason);
         }
@@ -497,9 +507,11 @@ impl Hub {
     pub fn heartbeat(&self) {
         let now = Instant::now();
         let mut wakers = Vec::new();
+        let mut direct = Vec::new();
         let mut evicted = Vec::new();
         self.registry.for_each(|sub| match sub.queue.push(&self.heartbeat, &self.options.queue, now) {
             Push::Wake(w) => wakers.push(w),
+            Push::Direct => direct.push(sub.clone()),
             Push::Evicted(reason, w) => {
                 wakers.extend(w);
                 evicted.push((sub.clone(), reason));
@@ -507,6 +519,7 @@ impl Hub {
             Push::Queued | Push::Closed => {}
         });
         wakers.into_iter().for_each(|w| w.wake());
+        flush_direct(direct, now, &self.metrics.direct);
         for (sub, reason) in &evicted {
             self.evict(sub, reason.to_owned());
         }
@@ -518,6 +531,47 @@ impl Hub {
         for sub in self.registry.drain() {
             self.end(&sub, CloseReason::Closed, true);
         }
+    }
+}
+
+/// Fan-outs up to this many direct writes run on the publishing task; larger ones are split.
+const DIRECT_INLINE: usize = 64;
+/// Direct writes per task when a large fan-out is split (a few milliseconds of writes each).
+const DIRECT_CHUNK: usize = 256;
+
+/// Writes an update to the subscribers whose writers lent their sockets ([`Push::Direct`]).
+/// A large fan-out is split into tasks of [`DIRECT_CHUNK`] writes, so every runtime worker
+/// takes part and the publisher's own answer does not wait for all of them; outside a runtime
+/// (tests, tools) everything runs here. Ordering is the queues': each flush writes what its
+/// queue holds, in order, under that queue's lock.
+fn flush_direct(mut subs: Vec<Arc<Subscriber>>, now: Instant, counts: &Arc<DirectWrites>) {
+    fn flush(subs: &[Arc<Subscriber>], now: Instant, counts: &DirectWrites) {
+        let (mut whole, mut partial) = (0, 0);
+        for sub in subs {
+            let flushed = sub.queue.flush_direct(now);
+            match flushed.wrote {
+                Wrote::All => whole += 1,
+                Wrote::Part => partial += 1,
+                Wrote::Nothing => {}
+            }
+            if let Some(w) = flushed.wake {
+                w.wake();
+            }
+        }
+        counts.whole.fetch_add(whole, Ordering::Relaxed);
+        counts.partial.fetch_add(partial, Ordering::Relaxed);
+    }
+    if subs.is_empty() {
+        return;
+    }
+    if subs.len() <= DIRECT_INLINE {
+        return flush(&subs, now, counts);
+    }
+    let Ok(rt) = tokio::runtime::Handle::try_current() else { return flush(&subs, now, counts) };
+    while !subs.is_empty() {
+        let chunk: Vec<_> = subs.drain(subs.len().saturating_sub(DIRECT_CHUNK)..).collect();
+        let counts = counts.clone();
+        rt.spawn(async move { flush(&chunk, now, &counts) });
     }
 }
 

@@ -34,6 +34,18 @@ pub struct Metrics {
     pub panics: AtomicU64,
     /// Distinct URI templates subscribed to now; read from the registry at each scrape.
     pub templates: AtomicU64,
+    /// Direct writes of the publish path (see `queue`), shared with the tasks a large fan-out
+    /// is split into.
+    pub direct: std::sync::Arc<DirectWrites>,
+}
+
+/// Counted once per flushed batch, not per write.
+#[derive(Default)]
+pub struct DirectWrites {
+    /// Frames written whole to a subscriber's socket by the publish path.
+    pub whole: AtomicU64,
+    /// Frames the socket took only in part (the connection's writer sent the rest).
+    pub partial: AtomicU64,
 }
 
 /// Gauges read from their owners at scrape time (see [`Metrics::render`]).
@@ -50,7 +62,7 @@ pub struct Sampled {
 impl Metrics {
     pub fn render(&self, sampled: &Sampled) -> String {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let rows: [(&str, &str, &str, u64); 19] = [
+        let rows: [(&str, &str, &str, u64); 21] = [
             ("mercure_updates_published_total", "counter", "Updates published.", load(&self.published)),
             ("mercure_deliveries_total", "counter", "Updates queued for a subscriber.", load(&self.deliveries)),
             ("mercure_evictions_total", "counter", "Subscribers evicted as slow consumers.", load(&self.evictions)),
@@ -69,6 +81,18 @@ impl Metrics {
                 "counter",
                 "Requests answered with a 4xx status.",
                 load(&self.rejected_requests),
+            ),
+            (
+                "mercure_direct_writes_total",
+                "counter",
+                "Frames the publish path wrote whole to idle subscribers' sockets (direct_writes).",
+                load(&self.direct.whole),
+            ),
+            (
+                "mercure_direct_writes_partial_total",
+                "counter",
+                "Direct writes the socket took only in part (the connection's writer sent the rest).",
+                load(&self.direct.partial),
             ),
             ("mercure_queued_events", "gauge", "Events waiting in subscriber queues now.", sampled.queued_events),
             ("mercure_queued_bytes", "gauge", "Bytes waiting in subscriber queues now.", sampled.queued_bytes),

@@ -87,6 +87,7 @@ pub fn log_settings(settings: &Settings, max_connections: usize) {
         queue_events = settings.limits.queue_events,
         queue_bytes = settings.limits.queue_bytes,
         jwt_cache_entries = settings.limits.jwt_cache_entries,
+        direct_writes = settings.direct_writes,
         "configuration"
     );
     if settings.publisher_jwks.is_some() || settings.subscriber_jwks.is_some() {

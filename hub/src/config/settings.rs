@@ -198,6 +198,9 @@ pub struct Settings {
     pub authorization_servers: Vec<String>,
     /// Whether the 0.x dialect is served beside 1.0 (`legacy_dialect on|off`; default on).
     pub legacy_dialect: bool,
+    /// Whether publishes write to idle HTTP/1 subscribers' sockets themselves
+    /// (`direct_writes on|off`; default on).
+    pub direct_writes: bool,
     /// Directives recognized but not active in this version, with the reason, to log once at
     /// start-up.
     pub inactive: Vec<(String, &'static str)>,
@@ -232,6 +235,7 @@ impl Default for Settings {
             issuer_keys: Vec::new(),
             authorization_servers: Vec::new(),
             legacy_dialect: true,
+            direct_writes: true,
             inactive: Vec::new(),
         }
     }
@@ -496,6 +500,13 @@ impl Settings {
                     "on" | "true" => true,
                     "off" | "false" => false,
                     other => return Err(format!("legacy_dialect takes on or off, not {other:?}")),
+                }
+            }
+            "direct_writes" => {
+                self.direct_writes = match one_arg(d)? {
+                    "on" | "true" => true,
+                    "off" | "false" => false,
+                    other => return Err(format!("direct_writes takes on or off, not {other:?}")),
                 }
             }
             // The Go hub 1.0 turns its 0.x compatibility on with `protocol_version_compatibility

@@ -24,8 +24,7 @@ use crate::hub::Hub;
 use crate::queue::CloseReason;
 use crate::subscriber::Subscriber;
 
-/// Most bytes written in one frame; a larger backlog goes out over several frames.
-pub const MAX_FRAME: usize = 64 * 1024;
+pub use crate::queue::MAX_FRAME;
 
 pub enum HubBody {
     Full(Option<Bytes>),

@@ -175,6 +175,7 @@ impl State {
             max_templates_per_subscription: l.max_templates_per_subscription,
             template_limits: l.template,
             pattern_base: Some(settings.pattern_base()),
+            direct_writes: settings.direct_writes,
             ..HubOptions::default()
         };
         let hub = match (&settings.transport.path, relay) {
@@ -459,7 +460,9 @@ impl Connection {
                     Err(_) => panicked(&self.state, origin),
                 };
                 drop(req);
-                native::respond(&mut stream, version, resp, limits.shutdown_grace).await;
+                let stream = Arc::new(stream);
+                let direct = self.state.hub.options().direct_writes;
+                native::respond(&stream, version, resp, limits.shutdown_grace, direct).await;
             }
             // Boxed: hyper's connection state is large, and an idle subscriber's task must not
             // be sized for it.
@@ -640,7 +643,7 @@ pub mod internals {
     }
 
     /// The native stream writer: one chunked frame (header, data, CRLF) onto `stream`.
-    pub async fn write_frame(stream: &mut tokio::net::TcpStream, data: &bytes::Bytes) -> std::io::Result<()> {
+    pub async fn write_frame(stream: &tokio::net::TcpStream, data: &bytes::Bytes) -> std::io::Result<()> {
         super::native::write_frame(stream, data, true).await
     }
 }

@@ -13,6 +13,11 @@
 //! hyper with the bytes already read replayed in front ([`Prefixed`]), so hyper sees the
 //! connection exactly as the client sent it.
 //!
+//! While the stream waits for events, its socket is lent to the subscriber's queue, so a
+//! publish writes to it directly instead of waking this task (`queue`'s "Direct writes"; the
+//! `direct_writes` directive). The socket is shared (`Arc<TcpStream>`) for that reason, and
+//! written here through `&TcpStream` (readiness, then a non-blocking write).
+//!
 //! The stream uses chunked encoding (HTTP/1.1) or close-delimiting (HTTP/1.0). It ends when
 //! the body ends (eviction, expiry, shutdown): the last chunk is written within
 //! `shutdown_grace`, then the socket is closed. A client that goes away is noticed by a read
@@ -20,16 +25,19 @@
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::Body;
 use hyper::{Request, Response, Version};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::body::HubBody;
+use crate::queue::{DirectSink, chunk_header};
+use crate::subscriber::Subscriber;
 
 /// Largest request head accepted (larger gets 431 from hyper's rules: here, a closed
 /// connection after a one-line reason).
@@ -110,7 +118,15 @@ pub(crate) fn parse_subscribe(buf: &[u8], endpoint: &str) -> Option<Request<()>>
 }
 
 /// Writes a response to a natively served request, streaming an SSE body until it ends.
-pub async fn respond(stream: &mut TcpStream, version: Version, resp: Response<HubBody>, grace: Duration) {
+/// With `direct`, the socket is lent to the subscriber's queue while the stream waits (see the
+/// module docs).
+pub async fn respond(
+    stream: &Arc<TcpStream>,
+    version: Version,
+    resp: Response<HubBody>,
+    grace: Duration,
+    direct: bool,
+) {
     let (parts, mut body) = resp.into_parts();
     // The subscription's end (eviction, expiry, shutdown) is its queue closing: then a write
     // blocked on a client that stopped reading is abandoned after `grace`, not awaited forever.
@@ -124,19 +140,32 @@ pub async fn respond(stream: &mut TcpStream, version: Version, resp: Response<Hu
     let length = (!streaming).then(|| body.size_hint().exact().unwrap_or(0));
     // `parts` is consumed here, so its header map is freed before the stream starts.
     let head = encode_head(parts, version, chunked, length);
-    if stream.write_all(&head).await.is_err() {
+    if write_all(stream, &head).await.is_err() {
         return;
     }
     drop(head);
+    // Lent after the head is written; taken back (the guard) whichever way this ends, before
+    // the last chunk.
+    let _lent = match (&sub, direct) {
+        (Some(sub), true) => Some(Lent::new(sub, stream, chunked)),
+        _ => None,
+    };
 
     loop {
-        let frame = match std::future::poll_fn(|cx| next_frame(cx, &mut body, stream)).await {
+        let frame = match std::future::poll_fn(|cx| next_frame(cx, &mut body, sub.as_deref(), stream)).await {
             Next::Frame(f) => f,
             Next::ClientGone => return,
         };
-        let Some(Ok(frame)) = frame else { break };
-        let Ok(data) = frame.into_data() else { continue };
-        let write = write_frame(stream, &data, chunked);
+        let (data, framed) = match frame {
+            Frame::Spill(rest) => (rest, true),
+            Frame::Body(Some(Ok(frame))) => match frame.into_data() {
+                Ok(data) => (data, false),
+                Err(_) => continue,
+            },
+            Frame::Body(_) => break,
+        };
+        let write =
+            async { if framed { write_all(stream, &data).await } else { write_frame(stream, &data, chunked).await } };
         tokio::pin!(write);
         let written = if ending {
             tokio::time::timeout(grace, write).await.unwrap_or(Err(io::ErrorKind::TimedOut.into()))
@@ -154,15 +183,63 @@ pub async fn respond(stream: &mut TcpStream, version: Version, resp: Response<Hu
             return;
         }
     }
+    drop(_lent);
     // The body ended (eviction, expiry, shutdown): finish politely, but never wait on a
     // client that stopped reading.
     let _ = tokio::time::timeout(grace, async {
         if chunked {
-            stream.write_all(b"0\r\n\r\n").await?;
+            write_all(stream, b"0\r\n\r\n").await?;
         }
-        stream.shutdown().await
+        socket2::SockRef::from(&**stream).shutdown(std::net::Shutdown::Write)
     })
     .await;
+}
+
+/// The socket lent to a subscriber's queue for direct writes, taken back on drop.
+struct Lent<'a> {
+    sub: &'a Subscriber,
+}
+
+impl<'a> Lent<'a> {
+    fn new(sub: &'a Subscriber, stream: &Arc<TcpStream>, chunked: bool) -> Self {
+        sub.queue.set_direct(Some(Arc::new(SharedSocket { stream: stream.clone(), chunked })));
+        Lent { sub }
+    }
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        self.sub.queue.set_direct(None);
+    }
+}
+
+/// A natively written connection's socket, as the queue writes to it.
+struct SharedSocket {
+    stream: Arc<TcpStream>,
+    chunked: bool,
+}
+
+impl DirectSink for SharedSocket {
+    fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.stream.try_write_vectored(bufs)
+    }
+
+    fn chunked(&self) -> bool {
+        self.chunked
+    }
+}
+
+/// Writes all of `buf`, waiting for the socket whenever it would block.
+async fn write_all(stream: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        match stream.try_write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Resolves when the subscription of this response is over; never for a plain response.
@@ -198,16 +275,27 @@ fn encode_head(parts: hyper::http::response::Parts, version: Version, chunked: b
 }
 
 enum Next {
-    Frame(Option<Result<http_body::Frame<Bytes>, std::convert::Infallible>>),
+    Frame(Frame),
     ClientGone,
 }
 
-/// The body's next frame, unless the client closes its side first. Polls the socket's read
-/// readiness directly (one stored waker, no waiter registered and dropped per event); bytes a
-/// client sends after its request are read and dropped.
-fn next_frame(cx: &mut Context<'_>, body: &mut HubBody, stream: &TcpStream) -> Poll<Next> {
+enum Frame {
+    /// The rest of a direct write, already framed.
+    Spill(Bytes),
+    /// The body's next frame.
+    Body(Option<Result<http_body::Frame<Bytes>, std::convert::Infallible>>),
+}
+
+/// The next bytes to write — the rest of a direct write first, then the body's next frame —
+/// unless the client closes its side first. Polls the socket's read readiness directly (one
+/// stored waker, no waiter registered and dropped per event); bytes a client sends after its
+/// request are read and dropped.
+fn next_frame(cx: &mut Context<'_>, body: &mut HubBody, sub: Option<&Subscriber>, stream: &TcpStream) -> Poll<Next> {
+    if let Some(rest) = sub.and_then(|s| s.queue.take_spill()) {
+        return Poll::Ready(Next::Frame(Frame::Spill(rest)));
+    }
     if let Poll::Ready(f) = Pin::new(&mut *body).poll_frame(cx) {
-        return Poll::Ready(Next::Frame(f));
+        return Poll::Ready(Next::Frame(Frame::Body(f)));
     }
     loop {
         match stream.poll_read_ready(cx) {
@@ -229,47 +317,33 @@ fn next_frame(cx: &mut Context<'_>, body: &mut HubBody, stream: &TcpStream) -> P
 
 /// One write per frame: the chunk header, the data and the trailing CRLF as one vectored write
 /// (the remainder of a partial write is finished with plain writes).
-pub(super) async fn write_frame(stream: &mut TcpStream, data: &Bytes, chunked: bool) -> io::Result<()> {
+pub(super) async fn write_frame(stream: &TcpStream, data: &Bytes, chunked: bool) -> io::Result<()> {
     if !chunked {
-        return stream.write_all(data).await;
+        return write_all(stream, data).await;
     }
     let mut header_buf = [0u8; 18];
     let header = chunk_header(data.len(), &mut header_buf);
     let parts: [&[u8]; 3] = [header, data, b"\r\n"];
     let total: usize = parts.iter().map(|p| p.len()).sum();
     let slices = [IoSlice::new(parts[0]), IoSlice::new(parts[1]), IoSlice::new(parts[2])];
-    let mut written = stream.write_vectored(&slices).await?;
-    if written == 0 {
-        return Err(io::ErrorKind::WriteZero.into());
-    }
+    let mut written = loop {
+        match stream.try_write_vectored(&slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => break n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => stream.writable().await?,
+            Err(e) => return Err(e),
+        }
+    };
     for part in parts {
         if written >= part.len() {
             written -= part.len();
             continue;
         }
-        stream.write_all(&part[written..]).await?;
+        write_all(stream, &part[written..]).await?;
         written = 0;
     }
     debug_assert!(total > 0);
     Ok(())
-}
-
-/// `{len:x}\r\n` without allocating.
-fn chunk_header(len: usize, buf: &mut [u8; 18]) -> &[u8] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut i = 16;
-    let mut n = len;
-    loop {
-        i -= 1;
-        buf[i] = HEX[n & 0xf];
-        n >>= 4;
-        if n == 0 {
-            break;
-        }
-    }
-    buf[16] = b'\r';
-    buf[17] = b'\n';
-    &buf[i..]
 }
 
 /// An I/O object that first yields `prefix`, then reads from `inner`; writes go to `inner`.

@@ -80,6 +80,19 @@ impl SseStream {
             .await
             .expect("subscribe: connect timed out")
             .expect("subscribe: connect");
+        Self::open_on(stream, method, path, headers, body).await
+    }
+
+    /// [`SseStream::open_with`] on a connection the caller made (a socket with its own
+    /// options, say).
+    pub async fn open_on(
+        stream: TcpStream,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Self {
+        let deadline = Instant::now() + Duration::from_secs(10);
         let mut conn = HttpConn::new(stream);
         let mut all = vec![("Accept", "text/event-stream")];
         if body.is_some() {
