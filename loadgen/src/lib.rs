@@ -60,6 +60,7 @@ pub mod seqset;
 pub mod shard;
 pub mod soak;
 pub mod sse;
+pub mod stream_client;
 pub mod stuck;
 pub mod subscriber;
 pub mod swarm;

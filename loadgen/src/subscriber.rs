@@ -1,7 +1,8 @@
 //! One simulated subscriber: a long-lived SSE connection, with lifetime and reconnection.
 //!
-//! A subscriber connects (hyper HTTP/1.1 client over a `TcpStream` bound to the worker's
-//! source address), checks for `200 text/event-stream`, then reads events until one of:
+//! A subscriber connects (a `TcpStream` bound to the worker's source address, with the lean
+//! client of [`crate::stream_client`]), checks for `200 text/event-stream`, then reads events
+//! until one of:
 //! the run stops, its lifetime ends, or the hub ends the stream. What happens next is
 //! configured: at lifetime end `close` (the Gatling model: the subscriber leaves),
 //! `reconnect` (a fresh connection: a new session) or `resume` (reconnect with
@@ -24,12 +25,8 @@ use crate::nodes::NodeAddr;
 use crate::payload;
 use crate::shard::{AuthVia, DropAction, EndAction, Shard};
 use crate::sse::Parser;
+use crate::stream_client::{self, Body, Read};
 use crate::topics::Selector;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -54,8 +51,6 @@ enum Ended {
     /// The hub ended the stream (or it broke).
     Dropped,
 }
-
-type Conn = http1::Connection<TokioIo<TcpStream>, Empty<Bytes>>;
 
 /// Runs one subscriber from its start time to the end of the run.
 ///
@@ -115,7 +110,7 @@ pub async fn run(
                 continue;
             }
         };
-        let (resp, mut conn) = match connected {
+        let mut body = match connected {
             Ok(x) => {
                 failures = 0;
                 x
@@ -157,8 +152,6 @@ pub async fn run(
         }
         shard.connected(node);
         let mut parser = Parser::new();
-        let mut body = resp.into_body();
-        let mut conn_done = false;
         let mut n_events = 0u64;
         let mut stalled = false;
         let ended = {
@@ -169,27 +162,23 @@ pub async fn run(
             let life = sleep_until(deadline.unwrap_or_else(far_future));
             tokio::pin!(life);
             loop {
-                let frame = tokio::select! {
-                    biased;
-                    _ = &mut stop_wait => break Ended::Stop,
-                    _ = &mut life => break Ended::Lifetime,
-                    r = &mut conn, if !conn_done => { conn_done = true; let _ = r; continue; }
-                    f = body.frame() => f,
-                };
-                let Some(Ok(frame)) = frame else {
-                    break Ended::Dropped;
-                };
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
                 let Some(session) = sessions.last_mut() else {
                     break Ended::Dropped;
                 };
-                let fed = parser.feed(&data, |ev, _id| {
-                    n_events += 1;
-                    on_event(&shard, node, session, connected_at, ev)
-                });
-                if fed.is_err() {
+                let mut malformed = false;
+                let read = tokio::select! {
+                    biased;
+                    _ = &mut stop_wait => break Ended::Stop,
+                    _ = &mut life => break Ended::Lifetime,
+                    r = body.read(|data| {
+                        let fed = parser.feed(data, |ev, _id| {
+                            n_events += 1;
+                            on_event(&shard, node, session, connected_at, ev)
+                        });
+                        malformed |= fed.is_err();
+                    }) => r,
+                };
+                if malformed || !matches!(read, Ok(Read::More)) {
                     break Ended::Dropped;
                 }
                 if !stalled && shard.cfg.stall_after.is_some_and(|k| n_events >= k) {
@@ -206,7 +195,6 @@ pub async fn run(
             last_id = Some(id.to_owned());
         }
         drop(body);
-        drop(conn);
         let closed_at = mono_ns();
         shard.disconnected(node);
         match ended {
@@ -326,8 +314,8 @@ fn on_event(shard: &Shard, node: usize, session: &mut SessionRecord, connected_a
     });
 }
 
-/// Opens the SSE stream: TCP connect (from the worker's source address), HTTP/1.1
-/// handshake, GET with selectors and credentials, status and content-type check.
+/// Opens the SSE stream: TCP connect (from the worker's source address), GET with
+/// selectors and credentials, status and content-type check.
 async fn connect(
     shard: &Shard,
     node: usize,
@@ -335,15 +323,11 @@ async fn connect(
     selector: &Selector,
     jwt: Option<&str>,
     last_event_id: Option<&str>,
-) -> Result<(hyper::Response<Incoming>, std::pin::Pin<Box<Conn>>), String> {
+) -> Result<Body, String> {
     let cfg = &shard.cfg;
     shard.attempt(node);
     let limit = Duration::from_millis(cfg.connect_timeout_ms);
     let fut = async {
-        let stream = tcp_connect(addr.target, cfg.source_addr).await?;
-        let (mut sender, conn) =
-            http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await.map_err(|_| "handshake".to_string())?;
-        let mut conn = Box::pin(conn);
         let mut uri = addr.path.clone();
         for (i, q) in selector.query.iter().enumerate() {
             uri.push(if i == 0 && !addr.path.contains('?') { '?' } else { '&' });
@@ -351,33 +335,21 @@ async fn connect(
             uri.push('=');
             uri.extend(form_urlencoded::byte_serialize(q.as_bytes()));
         }
-        let mut req = hyper::Request::get(uri)
-            .header(hyper::header::HOST, addr.host_header.as_str())
-            .header(hyper::header::ACCEPT, "text/event-stream")
-            .header(hyper::header::CACHE_CONTROL, "no-cache");
-        if let Some(jwt) = jwt {
-            req = match cfg.auth_via {
-                AuthVia::Header => req.header(hyper::header::AUTHORIZATION, format!("Bearer {jwt}")),
-                AuthVia::Cookie => req.header(hyper::header::COOKIE, format!("mercureAuthorization={jwt}")),
-            };
+        let auth = jwt.map(|jwt| match cfg.auth_via {
+            AuthVia::Header => ("Authorization", format!("Bearer {jwt}")),
+            AuthVia::Cookie => ("Cookie", format!("mercureAuthorization={jwt}")),
+        });
+        let mut headers: Vec<(&str, &str)> = Vec::with_capacity(2);
+        if let Some((name, value)) = &auth {
+            headers.push((name, value));
         }
         if let Some(id) = last_event_id {
-            req = req.header("last-event-id", id);
+            headers.push(("Last-Event-ID", id));
         }
-        let req = req.body(Empty::new()).map_err(|_| "request".to_string())?;
-        let resp = tokio::select! {
-            r = sender.send_request(req) => r.map_err(|_| "response".to_string())?,
-            _ = &mut conn => return Err("closed before response".to_string()),
-        };
-        let status = resp.status();
-        if status != hyper::StatusCode::OK {
-            return Err(format!("status {}", status.as_u16()));
-        }
-        let ct = resp.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-        if !ct.starts_with("text/event-stream") {
-            return Err("not an event stream".to_string());
-        }
-        Ok((resp, conn))
+        let head =
+            stream_client::request_head(&uri, &addr.host_header, &headers).ok_or_else(|| "request".to_string())?;
+        let stream = tcp_connect(addr.target, cfg.source_addr).await?;
+        stream_client::open(stream, &head).await
     };
     match timeout(limit, fut).await {
         Ok(r) => r,
