@@ -447,6 +447,10 @@ impl Hub {
         let mut evicted: Vec<(Arc<Subscriber>, CloseReason)> = Vec::new();
         let mut recipients = 0;
         let limits = &self.options.queue;
+        // Direct writes while the last fan-outs' writes are done; while they are still being
+        // written the hub is busy, and waking the writers lets each of them send everything
+        // queued by then in one write (fewer, larger segments for the clients to read).
+        let direct_ok = self.options.direct_writes && self.metrics.direct.in_flight.load(Ordering::Relaxed) == 0;
         // Template matching (regexes) before the lock, so the locked pass finds the answers
         // cached (see `registry`).
         self.registry.prematch(&update);
@@ -464,7 +468,7 @@ impl Hub {
                 if !sub.may_receive_memo(update, &mut grant_memo) || !sub.claim(seq) {
                     return;
                 }
-                match sub.queue.push(&update.encoded, limits, now) {
+                match sub.queue.push_with(&update.encoded, limits, now, direct_ok) {
                     Push::Queued => recipients += 1,
                     Push::Wake(w) => {
                         recipients += 1;
@@ -509,7 +513,8 @@ impl Hub {
         let mut wakers = Vec::new();
         let mut direct = Vec::new();
         let mut evicted = Vec::new();
-        self.registry.for_each(|sub| match sub.queue.push(&self.heartbeat, &self.options.queue, now) {
+        let direct_ok = self.options.direct_writes && self.metrics.direct.in_flight.load(Ordering::Relaxed) == 0;
+        self.registry.for_each(|sub| match sub.queue.push_with(&self.heartbeat, &self.options.queue, now, direct_ok) {
             Push::Wake(w) => wakers.push(w),
             Push::Direct => direct.push(sub.clone()),
             Push::Evicted(reason, w) => {
@@ -531,6 +536,15 @@ impl Hub {
         for sub in self.registry.drain() {
             self.end(&sub, CloseReason::Closed, true);
         }
+    }
+}
+
+/// One task of a split fan-out, counted in `DirectWrites::in_flight` until dropped.
+struct InFlight(Arc<DirectWrites>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -571,7 +585,10 @@ fn flush_direct(mut subs: Vec<Arc<Subscriber>>, now: Instant, counts: &Arc<Direc
     while !subs.is_empty() {
         let chunk: Vec<_> = subs.drain(subs.len().saturating_sub(DIRECT_CHUNK)..).collect();
         let counts = counts.clone();
-        rt.spawn(async move { flush(&chunk, now, &counts) });
+        counts.in_flight.fetch_add(1, Ordering::Relaxed);
+        // Counted down when the task ends or is dropped unrun, whatever happens.
+        let done = InFlight(counts);
+        rt.spawn(async move { flush(&chunk, now, &done.0) });
     }
 }
 

@@ -46,6 +46,9 @@ pub struct DirectWrites {
     pub whole: AtomicU64,
     /// Frames the socket took only in part (the connection's writer sent the rest).
     pub partial: AtomicU64,
+    /// Tasks of a split fan-out still writing: while any is, publishes wake the writers
+    /// instead (see `Hub::dispatch`).
+    pub in_flight: std::sync::atomic::AtomicUsize,
 }
 
 /// Gauges read from their owners at scrape time (see [`Metrics::render`]).

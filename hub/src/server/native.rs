@@ -220,6 +220,10 @@ struct SharedSocket {
 }
 
 impl DirectSink for SharedSocket {
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.try_write(buf)
+    }
+
     fn try_write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         self.stream.try_write_vectored(bufs)
     }

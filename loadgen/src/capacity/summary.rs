@@ -335,6 +335,8 @@ pub fn write(out: &Path, ctx: &Context, points: &[Point]) -> Result<(), String> 
             "\nKnees (highest passing rate per subscriber count):\n\n| subscribers | {la} rate/s | {lb} rate/s | ratio |\n|---:|---:|---:|---:|"
         );
         let mut counts: Vec<u64> = knees.iter().map(|k| k.subscribers).collect();
+        // Knees are listed hub by hub: sort so each count appears once.
+        counts.sort_unstable();
         counts.dedup();
         for n in counts {
             let rate = |l: &str| {

@@ -1,0 +1,12 @@
+package main
+
+import (
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+	_ "github.com/dunglas/mercure/caddy"
+)
+
+func main() {
+	caddycmd.Main()
+}
