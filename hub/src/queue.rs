@@ -193,6 +193,7 @@ impl Queue {
 
     /// Pushes one event. Never blocks on the writer. `now` is taken once per fan-out by the
     /// caller, so a fan-out to many subscribers reads the clock once.
+    #[inline]
     pub fn push(&self, event: &Bytes, limits: &QueueLimits, now: Instant) -> Push {
         self.push_with(event, limits, now, true)
     }
@@ -227,7 +228,9 @@ impl Queue {
         }
         inner.bytes += event.len();
         inner.events.push_back(event.clone());
-        if direct && inner.parked.is_some() && inner.direct.is_some() && inner.spill.is_none() {
+        // The lent socket first: without one (hyper-served streams, in-process subscribers)
+        // this costs one test.
+        if direct && inner.direct.is_some() && inner.parked.is_some() && inner.spill.is_none() {
             return Push::Direct;
         }
         match inner.parked.take() {
