@@ -163,9 +163,18 @@ struct Inner {
     /// connection. A plain waker here, not a `Notify` beside the mutex: 16 bytes per subscriber
     /// instead of ~40, and no size change to what the publish path moves.
     close_waiter: Option<Waker>,
-    /// The connection's socket, while its writer lends it (see the module docs).
-    direct: Option<Arc<dyn DirectSink>>,
+    /// The connection's socket while its writer lends it (see the module docs). Boxed: the
+    /// queue of a subscriber without one (HTTP/2, TLS, in-process) grows by a pointer only.
+    lent: Option<Box<Lent>>,
+}
+
+/// A lent socket and what a direct write left unwritten.
+struct Lent {
+    sink: Arc<dyn DirectSink>,
     /// The unwritten rest of a direct write, already framed: the writer's next bytes.
+    /// Invariant: while it is `Some`, the writer is not parked until it has taken it (it was
+    /// woken when it was set, and takes it before it polls the queue again), so no push offers
+    /// a direct write behind it; [`Queue::flush_direct`] checks it anyway.
     spill: Option<Bytes>,
 }
 
@@ -185,8 +194,7 @@ impl Queue {
                 parked: None,
                 closed: None,
                 close_waiter: None,
-                direct: None,
-                spill: None,
+                lent: None,
             }),
         }
     }
@@ -230,7 +238,7 @@ impl Queue {
         inner.events.push_back(event.clone());
         // The lent socket first: without one (hyper-served streams, in-process subscribers)
         // this costs one test.
-        if direct && inner.direct.is_some() && inner.parked.is_some() && inner.spill.is_none() {
+        if direct && inner.lent.is_some() && inner.parked.is_some() {
             return Push::Direct;
         }
         match inner.parked.take() {
@@ -242,13 +250,13 @@ impl Queue {
     /// Lends (`Some`) or takes back (`None`) the connection's socket for direct writes. The
     /// writer takes it back before it writes anything after the stream's end.
     pub fn set_direct(&self, sink: Option<Arc<dyn DirectSink>>) {
-        self.inner.lock().direct = sink;
+        self.inner.lock().lent = sink.map(|sink| Box::new(Lent { sink, spill: None }));
     }
 
     /// The rest of a direct write that the socket took only in part, already framed: the
     /// writer must send it before anything else. Direct writes resume once it is taken.
     pub fn take_spill(&self) -> Option<Bytes> {
-        self.inner.lock().spill.take()
+        self.inner.lock().lent.as_mut()?.spill.take()
     }
 
     /// After a [`Push::Direct`]: writes what is queued straight to the lent socket if the
@@ -259,12 +267,17 @@ impl Queue {
     pub fn flush_direct(&self, now: Instant) -> Flushed {
         let mut guard = self.inner.lock();
         let inner = &mut *guard;
-        if inner.closed.is_some() || inner.parked.is_none() || inner.spill.is_some() || inner.events.is_empty() {
+        if inner.closed.is_some() || inner.parked.is_none() || inner.events.is_empty() {
             // Closed: the close woke the writer. Not parked: the writer is running and drains
-            // what is queued itself. A spill or nothing queued: nothing to do here.
+            // what is queued itself. Nothing queued: nothing to do here.
             return Flushed::NOTHING;
         }
-        let Some(sink) = inner.direct.as_ref() else { return Flushed::wake(Wrote::Nothing, inner.parked.take()) };
+        let Some(lent) = inner.lent.as_ref() else { return Flushed::wake(Wrote::Nothing, inner.parked.take()) };
+        if lent.spill.is_some() {
+            // The writer was woken for it and writes it first, then what is queued.
+            return Flushed::NOTHING;
+        }
+        let sink = &lent.sink;
         let mut count = 0;
         let mut len = 0;
         for ev in inner.events.iter().take(DIRECT_MAX_EVENTS) {
@@ -305,7 +318,7 @@ impl Queue {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flushed::wake(Wrote::Nothing, inner.parked.take()),
             Err(_) => {
                 // The writer finds the failure itself on its next write; stop writing here.
-                inner.direct = None;
+                inner.lent = None;
                 return Flushed::wake(Wrote::Nothing, inner.parked.take());
             }
         };
@@ -337,7 +350,9 @@ impl Queue {
             // More is queued than one direct write carries: the writer takes it from here.
             None => Flushed::wake(Wrote::All, inner.parked.take()),
             Some(rest) => {
-                inner.spill = Some(rest);
+                if let Some(lent) = inner.lent.as_mut() {
+                    lent.spill = Some(rest);
+                }
                 Flushed::wake(Wrote::Part, inner.parked.take())
             }
         }
