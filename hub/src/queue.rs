@@ -208,6 +208,7 @@ impl Queue {
 
     /// [`Queue::push`], with `direct` saying whether a direct write may be offered
     /// ([`Push::Direct`]); without it a parked writer is woken as usual.
+    #[inline]
     pub fn push_with(&self, event: &Bytes, limits: &QueueLimits, now: Instant, direct: bool) -> Push {
         let mut inner = self.inner.lock();
         if inner.closed.is_some() {
