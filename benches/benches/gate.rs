@@ -221,9 +221,9 @@ fn socket_pair() -> (tokio::runtime::Runtime, tokio::net::TcpStream, std::net::T
 #[library_benchmark]
 #[bench::frame_100(setup = socket_pair)]
 fn native_write(
-    (rt, mut server, client, frame): (tokio::runtime::Runtime, tokio::net::TcpStream, std::net::TcpStream, Bytes),
+    (rt, server, client, frame): (tokio::runtime::Runtime, tokio::net::TcpStream, std::net::TcpStream, Bytes),
 ) -> (tokio::runtime::Runtime, tokio::net::TcpStream, std::net::TcpStream) {
-    rt.block_on(mercure_hub::server::internals::write_frame(&mut server, black_box(&frame))).expect("write");
+    rt.block_on(mercure_hub::server::internals::write_frame(&server, black_box(&frame))).expect("write");
     (rt, server, client)
 }
 
